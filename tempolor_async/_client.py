@@ -1,0 +1,152 @@
+"""TempolorClient: configuration, the session it owns, its resources, and waiting."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+
+from . import _files, _polling, _validation
+from ._errors import ConfigurationError, ValidationError
+from ._files import ProgressCallback
+from ._http import HttpSession
+from ._models import MusicJob
+from ._polling import JobCallback
+from .resources import Accounts, Midi, Music, Scheduler, Voices
+
+DEFAULT_BASE_URL = "https://api.useapi.net/v1/tempolor"
+
+
+class TempolorClient:
+    """An asyncio client for the TemPolor API (https://useapi.net/docs/api-tempolor-v1).
+
+    Use it as ``async with TempolorClient() as client:`` (or call :meth:`aclose`). The token
+    comes from ``token=`` or the ``USEAPI_TOKEN`` environment variable. ``user_id`` is the
+    default account for every call; each method also takes ``user_id=``.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        user_id: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        upload_timeout: float = 180.0,
+        max_retries: int = 2,
+        busy_timeout: float = 300.0,
+        max_poll_rate: float = 20.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        token = token if token is not None else os.environ.get("USEAPI_TOKEN")
+        if not token or not token.strip():
+            raise ConfigurationError(
+                "no API token: pass token= or set the USEAPI_TOKEN environment variable"
+            )
+        base_url = base_url or os.environ.get("TEMPOLOR_BASE_URL") or DEFAULT_BASE_URL
+        if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
+            raise ConfigurationError(f"base_url must be an absolute http(s) URL, not {base_url!r}")
+        for name, value in (
+            ("timeout", timeout),
+            ("upload_timeout", upload_timeout),
+            ("max_poll_rate", max_poll_rate),
+        ):
+            if not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
+                raise ConfigurationError(f"{name} must be a positive number of seconds")
+        if not isinstance(busy_timeout, (int, float)) or busy_timeout < 0:
+            raise ConfigurationError("busy_timeout must be zero or a positive number of seconds")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError("max_retries must be a whole number, zero or more")
+        try:
+            self.user_id = _validation.optional_id("user_id", user_id)
+        except ValidationError as exc:
+            raise ConfigurationError(str(exc)) from None
+        self.base_url = base_url.rstrip("/")
+        self.max_poll_rate = float(max_poll_rate)
+        self._http = HttpSession(
+            token=token,
+            base_url=self.base_url,
+            timeout=float(timeout),
+            upload_timeout=float(upload_timeout),
+            max_retries=max_retries,
+            busy_timeout=float(busy_timeout),
+            session=session,
+        )
+        self.accounts = Accounts(self)
+        self.music = Music(self)
+        self.voices = Voices(self)
+        self.midi = Midi(self)
+        self.scheduler = Scheduler(self)
+
+    def __repr__(self) -> str:
+        state = " closed" if self._http.closed else ""
+        return f"<TempolorClient{state} base_url={self.base_url!r} user_id={self.user_id!r}>"
+
+    @property
+    def closed(self) -> bool:
+        return self._http.closed
+
+    async def aclose(self) -> None:
+        """Close the session the client created (never one passed in). Idempotent."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> TempolorClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def await_job(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = 1800.0,
+        poll_interval: float | None = None,
+        on_progress: JobCallback | None = None,
+        raise_on_failure: bool = True,
+    ) -> MusicJob:
+        """Poll a job until it is final and return its record.
+
+        ``poll_interval=None`` polls adaptively (about 2 s, growing to 15 s). Transient
+        failures are ridden out; a 404 is tolerated for the first 30 s. Raises
+        :class:`JobFailedError` for a FAILED job unless ``raise_on_failure=False``, and
+        :class:`JobTimeoutError` when ``timeout`` seconds pass first.
+        """
+        job_id = _validation.path_id("job_id", job_id)
+        if timeout is not None and not timeout > 0:
+            raise ValidationError("timeout", "must be positive seconds, or None")
+        if poll_interval is not None and not poll_interval > 0:
+            raise ValidationError("poll_interval", "must be positive seconds, or None")
+        return await _polling.await_job(
+            self.music.get,
+            job_id,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            on_progress=on_progress,
+            raise_on_failure=raise_on_failure,
+        )
+
+    async def download_file(
+        self,
+        url: str,
+        dest: str | os.PathLike[str],
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> Path:
+        """Download any result URL (e.g. ``StemsSplit.stems_zip_url``) into ``dest``, a file
+        path or a folder (then named after the URL's last path segment). No token is sent."""
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValidationError("url", "must be an absolute http(s) URL")
+        _files.check_destination(dest)
+        name = unquote(parts.path.rstrip("/").rpartition("/")[2])
+        return await _files.download(self._http, url, dest, name, on_progress)

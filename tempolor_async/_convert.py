@@ -1,0 +1,242 @@
+"""The one cattrs converter that turns the service's JSON into models.
+
+One hook factory serves every attrs model: it maps each attribute to its JSON key (the
+camelCase of the name, or the key given in the field's metadata), ignores unknown keys, keeps
+the source object as ``.raw`` and checks every value's JSON type strictly. Nothing is coerced:
+text where a number belongs, or a list where an object belongs, is an error, never a guess.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any, TypeVar, Union
+
+import attrs
+import cattrs
+
+from ._errors import ResponseDecodeError
+from ._models import JobStatus
+
+T = TypeVar("T")
+ValueHook = Callable[[Any], Any]
+
+converter = cattrs.Converter()
+
+_KNOWN_STATUSES = {member.value: member for member in JobStatus}
+
+
+class _Mismatch(Exception):
+    """A value of the wrong JSON type; the keys leading to it are added on the way up."""
+
+    def __init__(self, expected: str, value: Any) -> None:
+        super().__init__(expected)
+        self.expected = expected
+        self.value = value
+        self.steps: list[str | int] = []
+
+    def under(self, key: str | int) -> _Mismatch:
+        self.steps.append(key)
+        return self
+
+    @property
+    def path(self) -> str:
+        parts: list[str] = []
+        for step in reversed(self.steps):
+            parts.append(f"[{step}]" if isinstance(step, int) else ("." if parts else "") + step)
+        return "".join(parts)
+
+
+def camel_case(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "text"}
+    names.update({list: "a list", dict: "an object"})
+    return names.get(type(value), type(value).__name__)
+
+
+# ------------------------------------------------------------- value hooks
+
+
+def _text(value: Any) -> str:
+    if type(value) is str:
+        return value
+    raise _Mismatch("text", value)
+
+
+def _boolean(value: Any) -> bool:
+    if type(value) is bool:
+        return value
+    raise _Mismatch("a boolean", value)
+
+
+def _integer(value: Any) -> int:
+    kind = type(value)
+    if kind is int:
+        return value  # type: ignore[no-any-return]
+    if kind is float and value.is_integer():
+        return int(value)
+    raise _Mismatch("a whole number", value)
+
+
+def _number(value: Any) -> float:
+    kind = type(value)
+    if kind is int or kind is float:
+        return value  # type: ignore[no-any-return]
+    raise _Mismatch("a number", value)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if type(value) is dict:
+        return value
+    raise _Mismatch("an object", value)
+
+
+def _timestamp(value: Any) -> datetime:
+    """Epoch milliseconds or an ISO 8601 string, as an aware UTC datetime."""
+    kind = type(value)
+    try:
+        if kind is int or kind is float:
+            return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+        if kind is str:
+            text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+            moment = datetime.fromisoformat(text)
+            if moment.tzinfo is None:
+                return moment.replace(tzinfo=timezone.utc)
+            return moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        raise _Mismatch("a timestamp", value) from None
+    raise _Mismatch("a timestamp (milliseconds or ISO 8601)", value)
+
+
+def _job_status(value: Any) -> JobStatus | int:
+    number = _integer(value)
+    return _KNOWN_STATUSES.get(number, number)
+
+
+def _list_of(item: ValueHook) -> ValueHook:
+    def structure_list(value: Any) -> list[Any]:
+        if type(value) is not list:
+            raise _Mismatch("a list", value)
+        result = []
+        for index, element in enumerate(value):
+            try:
+                result.append(item(element))
+            except _Mismatch as exc:
+                raise exc.under(index) from None
+        return result
+
+    return structure_list
+
+
+def _dict_of(item: ValueHook) -> ValueHook:
+    def structure_dict(value: Any) -> dict[str, Any]:
+        mapping = _object(value)
+        result = {}
+        for key, element in mapping.items():
+            try:
+                result[key] = item(element)
+            except _Mismatch as exc:
+                raise exc.under(key) from None
+        return result
+
+    return structure_dict
+
+
+_SIMPLE: dict[Any, ValueHook] = {
+    str: _text,
+    bool: _boolean,
+    int: _integer,
+    float: _number,
+    datetime: _timestamp,
+    Any: lambda value: value,
+}
+
+
+def _value_hook(annotation: Any) -> ValueHook:
+    """How to check and build one attribute's value from its JSON."""
+    origin = typing.get_origin(annotation)
+    if origin is Union or origin is types.UnionType:
+        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if set(members) == {JobStatus, int}:
+            return _job_status
+        if len(members) == 1:
+            return _value_hook(members[0])
+        raise TypeError(f"unsupported union {annotation!r}")
+    if origin is list:
+        return _list_of(_value_hook(typing.get_args(annotation)[0]))
+    if origin is dict:
+        return _dict_of(_value_hook(typing.get_args(annotation)[1]))
+    if annotation in _SIMPLE:
+        return _SIMPLE[annotation]
+    if attrs.has(annotation):
+        return _model_hook(annotation)
+    raise TypeError(f"no structure hook for {annotation!r}")
+
+
+def _model_hook(cls: type[Any]) -> ValueHook:
+    structure = converter.get_structure_hook(cls)
+    return lambda value: structure(value, cls)
+
+
+def _make_model_hook(cls: type[Any]) -> Callable[[Any, type[Any]], Any]:
+    """The structure hook for one attrs model, built once per class."""
+    attrs.resolve_types(cls)
+    plan: list[tuple[str, str, ValueHook]] = []
+    for attribute in attrs.fields(cls):
+        if attribute.metadata.get("raw"):
+            continue
+        key = attribute.metadata.get("json", camel_case(attribute.name))
+        if key is None:
+            continue
+        plan.append((key, attribute.name, _value_hook(attribute.type)))
+    wants_raw = any(attribute.metadata.get("raw") for attribute in attrs.fields(cls))
+
+    def structure(data: Any, _: type[Any]) -> Any:
+        if type(data) is not dict:
+            raise _Mismatch("an object", data)
+        values: dict[str, Any] = {}
+        for key, name, hook in plan:
+            value = data.get(key)
+            if value is not None:
+                try:
+                    values[name] = hook(value)
+                except _Mismatch as exc:
+                    raise exc.under(key) from None
+        if wants_raw:
+            values["raw"] = data
+        return cls(**values)
+
+    return structure
+
+
+converter.register_structure_hook_factory(attrs.has, _make_model_hook)
+
+
+def decode(data: Any, cls: Any) -> Any:
+    """Build ``cls`` (a model, or ``list[Model]``/``dict[str, Model]``) from parsed JSON.
+
+    Raises ResponseDecodeError naming the key whose value has the wrong type.
+    """
+    hook = _HOOKS.get(cls)
+    if hook is None:
+        hook = _HOOKS[cls] = _value_hook(cls)
+    try:
+        return hook(data)
+    except _Mismatch as exc:
+        where = f" at {exc.path}" if exc.path else ""
+        raise ResponseDecodeError(
+            f"expected {exc.expected}{where}, got {_describe(exc.value)}"
+        ) from None
+    except RecursionError:
+        raise ResponseDecodeError("JSON nested too deeply") from None
+
+
+_HOOKS: dict[Any, ValueHook] = {}

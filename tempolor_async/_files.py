@@ -1,0 +1,231 @@
+"""Files in and out: upload bodies streamed from disk, downloads written atomically.
+
+An upload is the raw file with its Content-Type (no multipart), as documented. A download is
+written beside its destination under a temporary name and renamed into place only once it is
+complete, so a failure or a cancellation never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import IO, Any, Union
+
+import anyio
+import anyio.to_thread
+
+from . import _protocol, _validation
+from ._errors import ValidationError
+from ._http import HttpSession, logger
+
+CHUNK_BYTES = 256 * 1024
+
+UploadSource = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", IO[bytes]]
+ProgressCallback = Callable[[int, int | None], Awaitable[None] | None]
+
+_UNSAFE_NAME = re.compile(r"[^\w.\-]+")
+
+
+class Upload:
+    """A raw request body from bytes, a path (streamed from disk) or a binary file object."""
+
+    def __init__(self, source: UploadSource, content_type: str, size: int | None) -> None:
+        self._source = source
+        self.content_type = content_type
+        self.size = size
+        self._start = _position(source)
+
+    @classmethod
+    def prepare(
+        cls,
+        parameter: str,
+        source: UploadSource,
+        given_type: str | None,
+        *,
+        by_extension: Mapping[str, str],
+        allowed: frozenset[str],
+        default: str | None = None,
+    ) -> Upload:
+        """Check the source and settle its Content-Type before anything is sent."""
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            size: int | None = len(source)
+            filename = None
+        elif isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            if not path.is_file():
+                raise ValidationError(parameter, f"no such file: {os.fspath(path)!r}")
+            size = path.stat().st_size
+            filename = path.name
+        elif hasattr(source, "read"):
+            size = _remaining_size(source)
+            name = getattr(source, "name", None)
+            filename = name if isinstance(name, str) else None
+        else:
+            raise ValidationError(
+                parameter, f"must be bytes, a path or a binary file object, not {type(source)}"
+            )
+        if size == 0:
+            raise ValidationError(parameter, "is empty: the service refuses empty files")
+        kind = _validation.content_type(
+            parameter,
+            given_type,
+            filename,
+            by_extension=by_extension,
+            allowed=allowed,
+            default=default,
+        )
+        return cls(source, kind, size)
+
+    def body(self) -> tuple[Any, dict[str, str]]:
+        """What to hand aiohttp for one attempt: the data and its headers."""
+        headers = {"Content-Type": self.content_type}
+        if isinstance(self._source, (bytes, bytearray, memoryview)):
+            return bytes(self._source), headers
+        if self.size is not None:
+            headers["Content-Length"] = str(self.size)
+        if isinstance(self._source, (str, os.PathLike)):
+            return _read_path(self._source), headers
+        if self._start is not None:
+            self._source.seek(self._start)
+        return _read_stream(self._source), headers
+
+    @property
+    def rewindable(self) -> bool:
+        """Whether the body can be sent again (a file object must be seekable)."""
+        return not hasattr(self._source, "read") or self._start is not None
+
+
+def _position(source: Any) -> int | None:
+    if hasattr(source, "read") and hasattr(source, "seek"):
+        try:
+            if source.seekable():
+                return int(source.tell())
+        except (OSError, ValueError, AttributeError):
+            return None
+    return None
+
+
+def _remaining_size(stream: Any) -> int | None:
+    """Bytes left in a file object, where that can be known."""
+    try:
+        return int(os.fstat(stream.fileno()).st_size - stream.tell())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
+    start = _position(stream)
+    if start is None:
+        return None
+    end = stream.seek(0, io.SEEK_END)
+    stream.seek(start)
+    return int(end - start)
+
+
+async def _read_path(path: str | os.PathLike[str]) -> AsyncIterator[bytes]:
+    async with await anyio.open_file(path, "rb") as stream:
+        while chunk := await stream.read(CHUNK_BYTES):
+            yield chunk
+
+
+async def _read_stream(stream: IO[bytes]) -> AsyncIterator[bytes]:
+    while chunk := await anyio.to_thread.run_sync(stream.read, CHUNK_BYTES):
+        yield chunk
+
+
+# ----------------------------------------------------------------- downloads
+
+
+def safe_name(name: str, fallback: str = "download") -> str:
+    """A base name that cannot leave its folder: no separators, no dot-dot, nothing hidden."""
+    name = unicodedata.normalize("NFC", name.replace("\\", "/")).rpartition("/")[2]
+    name = _UNSAFE_NAME.sub("_", name).strip("._")[:200]
+    return name or fallback
+
+
+def target_path(dest: str | os.PathLike[str], name: str) -> Path:
+    """``dest`` itself, or ``dest/<safe name>`` when ``dest`` is an existing directory."""
+    path = Path(dest)
+    if path.is_dir():
+        return path / safe_name(name)
+    return path
+
+
+class AtomicFile:
+    """A temporary file beside ``target``, renamed onto it by :meth:`commit`.
+
+    Cleanup is synchronous on purpose: after a cancellation any await would be cancelled too.
+    """
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".part", dir=target.parent
+        )
+        self._temporary = temporary
+        self._file = os.fdopen(descriptor, "wb")
+        self.written = 0
+
+    def write(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+        self.written += len(chunk)
+
+    def commit(self) -> Path:
+        self._file.close()
+        os.replace(self._temporary, self.target)
+        return self.target
+
+    def discard(self) -> None:
+        self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._temporary)
+
+
+async def report(callback: ProgressCallback | None, done: int, total: int | None) -> None:
+    """Call a sync or async progress callback."""
+    if callback is None:
+        return
+    result = callback(done, total)
+    if inspect.isawaitable(result):
+        await result
+
+
+def check_destination(dest: str | os.PathLike[str]) -> None:
+    """Refuse, before any request, a destination whose folder does not exist."""
+    path = Path(dest)
+    if not path.is_dir() and not path.parent.is_dir():
+        raise ValidationError("dest", f"folder {os.fspath(path.parent)!r} does not exist")
+
+
+async def download(
+    http: HttpSession,
+    url: str,
+    dest: str | os.PathLike[str],
+    name: str,
+    on_progress: ProgressCallback | None,
+) -> Path:
+    """Stream ``url`` into ``dest`` (or ``dest/name``), atomically, retrying transient
+    failures from the start. Returns the path written."""
+    target = target_path(dest, name)
+    retries = 0
+    while True:
+        partial = AtomicFile(target)
+        try:
+            async with http.stream(url) as response:
+                total = response.content_length
+                async for chunk in response.content.iter_any():
+                    partial.write(chunk)
+                    await report(on_progress, partial.written, total)
+            return partial.commit()
+        except BaseException as exc:
+            partial.discard()
+            if not (_protocol.transient(exc) and retries < http.max_retries):
+                raise
+        retries += 1
+        delay = _protocol.retry_delay(retries)
+        logger.warning("download of %s failed; retrying in %.1f s", target.name, delay)
+        await anyio.sleep(delay)

@@ -1,0 +1,247 @@
+"""The one place that talks to aiohttp: send a request, map aiohttp's exceptions, retry.
+
+Retry decisions come from ``_protocol``; this module only carries them out, sleeping with
+anyio so that cancellation stops a wait at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import anyio
+import attrs
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from . import _protocol
+from ._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    RateLimitError,
+    TempolorError,
+)
+from ._protocol import ApiRequest, Kind
+
+logger = logging.getLogger("tempolor_async")
+
+
+@attrs.frozen
+class Reply:
+    """A success response, read whole."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+
+
+class _NoResponse(Exception):
+    """No response arrived; ``sent`` tells whether the request may have reached the server."""
+
+    def __init__(self, error: APIConnectionError, sent: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.sent = sent
+
+
+def _no_response(exc: BaseException, method: str, path: str) -> _NoResponse:
+    """Map an aiohttp failure to our exception, noting whether the request may have arrived."""
+    where = f"{method} {path}"
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return _NoResponse(
+            APITimeoutError(f"{where}: connect timed out", method=method, path=path), False
+        )
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return _NoResponse(APITimeoutError(f"{where}: timed out", method=method, path=path), True)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        text = f"{where}: cannot connect: {exc.os_error.strerror or exc.os_error}"
+        return _NoResponse(APIConnectionError(text, method=method, path=path), False)
+    reason = type(exc).__name__
+    text = f"{where}: connection failed ({reason}: {exc})" if str(exc) else f"{where}: {reason}"
+    return _NoResponse(APIConnectionError(text, method=method, path=path), True)
+
+
+class HttpSession:
+    """Sends API requests with the token, and fetches media URLs without it."""
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        base_url: str,
+        timeout: float,
+        upload_timeout: float,
+        max_retries: int,
+        busy_timeout: float,
+        session: aiohttp.ClientSession | None,
+    ) -> None:
+        self._authorization = f"Bearer {token}"
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.upload_timeout = upload_timeout
+        self.max_retries = max_retries
+        self.busy_timeout = busy_timeout
+        self.busy_retry_seconds = _protocol.BUSY_RETRY_SECONDS
+        self._session = session
+        self._owns_session = session is None
+        self._media_session: aiohttp.ClientSession | None = None
+        self.closed = False
+
+    # ----------------------------------------------------------- sessions
+
+    def _api_session(self) -> aiohttp.ClientSession:
+        if self.closed:
+            raise TempolorError("the client is closed")
+        if self._session is None:
+            # Created on first use, inside the running loop, so an unused client owns nothing.
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    def _plain_session(self) -> aiohttp.ClientSession:
+        """A session that adds no Authorization header: a caller's session may carry one
+        by default, and media URLs point at a CDN, not at the API."""
+        session = self._api_session()
+        if "Authorization" not in session.headers:
+            return session
+        if self._media_session is None:
+            self._media_session = aiohttp.ClientSession()
+        return self._media_session
+
+    async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._media_session is not None:
+            await self._media_session.close()
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+
+    # ----------------------------------------------------------- requests
+
+    async def send(self, request: ApiRequest) -> Reply:
+        """Send with the retry policy of the request's kind; return a 2xx reply or raise."""
+        retries = 0
+        busy_since: float | None = None
+        while True:
+            started = time.monotonic()
+            attempt = retries + 1
+            try:
+                status, headers, content = await self._exchange(request, attempt)
+            except _NoResponse as failure:
+                upload_ok = request.upload is None or request.upload.rewindable
+                if (
+                    retries < self.max_retries
+                    and upload_ok
+                    and _protocol.should_retry_failure(request.kind, failure.sent)
+                ):
+                    retries += 1
+                    await self._pause(request, str(failure.error), _protocol.retry_delay(retries))
+                    continue
+                raise failure.error from failure.__cause__
+            if 200 <= status < 300:
+                return Reply(status, headers, content)
+            if status == 404 and request.method == "DELETE" and retries:
+                # An earlier attempt may have deleted it before its answer was lost.
+                return Reply(204, headers, b"")
+            error = _protocol.error_for(status, headers, content, request.method, request.path)
+            if isinstance(error, RateLimitError) and request.kind is Kind.GENERATION:
+                busy_since = busy_since or started
+                delay = _protocol.busy_delay(error.retry_after, floor=self.busy_retry_seconds)
+                if time.monotonic() - busy_since + delay > self.busy_timeout:
+                    raise error
+                await self._pause(request, f"{status} {error.message}", delay)
+                continue
+            if retries < self.max_retries and _protocol.should_retry_status(request.kind, status):
+                retries += 1
+                after = error.retry_after if isinstance(error, RateLimitError) else None
+                if after is None:
+                    after = _protocol.retry_after(headers)
+                delay = _protocol.retry_delay(retries, after)
+                await self._pause(request, f"{status} {error.message}", delay)
+                continue
+            raise error
+
+    async def _pause(self, request: ApiRequest, reason: str, delay: float) -> None:
+        logger.warning(
+            "%s %s failed (%s); retrying in %.1f s", request.method, request.path, reason, delay
+        )
+        await anyio.sleep(delay)
+
+    async def _exchange(
+        self, request: ApiRequest, attempt: int
+    ) -> tuple[int, CIMultiDictProxy[str], bytes]:
+        """One attempt: send, read the whole response, log one line."""
+        session = self._api_session()
+        url = URL(self.base_url + request.path)
+        headers = {"Authorization": self._authorization, "Accept": "application/json"}
+        data: Any = None
+        timeout = self.timeout
+        if request.upload is not None:
+            data, upload_headers = request.upload.body()
+            headers.update(upload_headers)
+            timeout = self.upload_timeout
+        started = time.monotonic()
+        try:
+            async with session.request(
+                request.method,
+                url,
+                params=request.query or None,
+                json=request.json,
+                data=data,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                raise_for_status=False,
+                allow_redirects=False,
+            ) as response:
+                content = await response.read()
+                status = response.status
+                response_headers = response.headers
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            failure = _no_response(exc, request.method, request.path)
+            self._log(request.method, request.path, "no response", started, attempt)
+            raise failure from exc
+        self._log(request.method, request.path, status, started, attempt)
+        return status, response_headers, content
+
+    @staticmethod
+    def _log(method: str, path: str, outcome: object, started: float, attempt: int) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            elapsed = (time.monotonic() - started) * 1000
+            logger.debug(
+                "%s %s -> %s in %.1f ms (attempt %d)", method, path, outcome, elapsed, attempt
+            )
+
+    # ------------------------------------------------------------- media
+
+    @asynccontextmanager
+    async def stream(self, url: str) -> AsyncIterator[aiohttp.ClientResponse]:
+        """GET a media URL without the token; yields a 2xx response to read in chunks.
+
+        ``timeout`` bounds the silence between reads, not the whole transfer.
+        """
+        session = self._plain_session()
+        target = URL(url, encoded=True)
+        path = target.path  # never the query: it may hold a signed key
+        started = time.monotonic()
+        try:
+            async with session.get(
+                target,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=self.timeout, sock_read=self.timeout
+                ),
+                raise_for_status=False,
+            ) as response:
+                self._log("GET", path, response.status, started, 1)
+                if response.status >= 300:
+                    content = await response.read()
+                    raise _protocol.error_for(
+                        response.status, response.headers, content, "GET", path
+                    )
+                yield response
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _no_response(exc, "GET", path).error from exc

@@ -1,0 +1,251 @@
+"""The protocol, with no I/O: requests as data, responses into models or exceptions, and
+the retry decisions. Everything here can be tested with plain bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import random
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import attrs
+
+from . import _convert
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    PaymentRequiredError,
+    RateLimitError,
+    ResponseDecodeError,
+    ServerError,
+)
+from ._models import Page, RunningJob
+
+T = TypeVar("T")
+
+# Retry timing: about 0.5 s doubling to an 8 s cap, with jitter; Retry-After honoured up to
+# RETRY_AFTER_CAP. A 429 "busy" on a generation waits at least BUSY_RETRY_SECONDS, the
+# documented rule ("wait in a loop for at least 30 seconds and retry").
+RETRY_BASE_SECONDS = 0.5
+RETRY_CAP_SECONDS = 8.0
+RETRY_AFTER_CAP = 60.0
+BUSY_RETRY_SECONDS = 30.0
+BUSY_JITTER = 0.1
+# The adaptive poll schedule of await_job: starts near 2 s, grows to 15 s.
+POLL_FIRST_SECONDS = 2.0
+POLL_GROWTH = 1.5
+POLL_CAP_SECONDS = 15.0
+# A job just submitted may not be visible yet; a download link may lag its job's completion.
+NOT_FOUND_GRACE_SECONDS = 30.0
+DOWNLOAD_LINK_GRACE_SECONDS = 10.0
+
+
+class Kind(enum.Enum):
+    """How a request may be retried."""
+
+    IDEMPOTENT = "idempotent"  # GET, DELETE, POST accounts: retried on transient failures
+    GENERATION = "generation"  # may create a paid job: never re-sent once it may have arrived
+    UPLOAD = "upload"  # a body that may be large: re-sent only if it was never sent
+
+
+@attrs.frozen
+class ApiRequest:
+    """One API call, as data: what the seam to aiohttp sends."""
+
+    method: str
+    path: str  # under the base URL, e.g. "/music/song"
+    kind: Kind = Kind.IDEMPOTENT
+    query: Mapping[str, str] = attrs.field(factory=dict)
+    json: Any = None
+    upload: Any = None  # an _files.Upload for raw-body uploads
+
+
+def query(**params: Any) -> dict[str, str]:
+    """Query parameters with None dropped and enums as their values (yarl would use names)."""
+    return {key: _wire(value) for key, value in params.items() if value is not None}
+
+
+def body(**fields: Any) -> dict[str, Any]:
+    """A JSON body with None dropped, as the API wants parameters left out rather than null."""
+    return {key: _wire(value) for key, value in fields.items() if value is not None}
+
+
+def _wire(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, bool):
+        return value
+    return value if isinstance(value, (int, float, dict, list)) else str(value)
+
+
+# ------------------------------------------------------------------ decoding
+
+
+def parse_json(content: bytes, method: str, path: str) -> Any:
+    try:
+        return json.loads(content)
+    except (ValueError, RecursionError):
+        snippet = content[:80].decode("utf-8", "replace")
+        raise ResponseDecodeError(
+            f"response is not JSON: {snippet!r}", method=method, path=path, body=content
+        ) from None
+
+
+def decode(content: bytes, cls: Any, method: str, path: str) -> Any:
+    """A success body as ``cls``; ResponseDecodeError if it is not the documented JSON."""
+    data = parse_json(content, method, path)
+    try:
+        return _convert.decode(data, cls)
+    except ResponseDecodeError as exc:
+        raise ResponseDecodeError(str(exc), method=method, path=path, body=content) from None
+
+
+def decode_page(content: bytes, item: type[T], method: str, path: str) -> Page[T]:
+    """A list page: ``records``, ``hasNext`` and ``cursor``; the cursor is None at the end."""
+    data = parse_json(content, method, path)
+    if type(data) is not dict:
+        raise ResponseDecodeError("expected an object with records", method=method, path=path)
+    has_next = data.get("hasNext") or False
+    cursor = data.get("cursor") or None
+    if type(has_next) is not bool or (cursor is not None and type(cursor) is not str):
+        raise ResponseDecodeError(
+            "hasNext must be a boolean and cursor text", method=method, path=path, body=content
+        )
+    try:
+        items = _convert.decode(data.get("records") or [], list[item])  # type: ignore[valid-type]
+    except ResponseDecodeError as exc:
+        raise ResponseDecodeError(f"records: {exc}", method=method, path=path) from None
+    return Page(items=items, has_next=has_next, cursor=cursor if has_next else None)
+
+
+_STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: PaymentRequiredError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+
+
+def error_for(
+    status: int, headers: Mapping[str, str], content: bytes, method: str, path: str
+) -> APIStatusError:
+    """The exception for an error status, carrying the service's own ``error`` text."""
+    try:
+        payload: Any = json.loads(content) if content else None
+    except (ValueError, RecursionError):
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+        message = payload["error"] or f"HTTP {status}"
+    elif payload is not None:
+        message = f"HTTP {status}"
+    else:
+        text = content[:200].decode("utf-8", "replace").strip()
+        message = f"HTTP {status}" + (f" (non-JSON body: {text[:80]!r})" if text else "")
+    body = payload if payload is not None else content
+    cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else APIStatusError)
+    if cls is RateLimitError:
+        return RateLimitError(
+            message,
+            status=status,
+            method=method,
+            path=path,
+            body=body,
+            running_jobs=_running_jobs(payload),
+            retry_after=retry_after(headers),
+        )
+    return cls(message, status=status, method=method, path=path, body=body)
+
+
+def _running_jobs(payload: Any) -> dict[str, list[RunningJob]]:
+    """A 429's ``runningJobs``, by account; a malformed one is left out, not raised."""
+    if not isinstance(payload, dict):
+        return {}
+    try:
+        jobs = _convert.decode(payload.get("runningJobs") or {}, dict[str, list[RunningJob]])
+    except ResponseDecodeError:
+        return {}
+    return jobs  # type: ignore[no-any-return]
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a Retry-After header (a number or an HTTP date), or None."""
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
+
+
+# ------------------------------------------------------------------ retrying
+
+
+def should_retry_status(kind: Kind, status: int) -> bool:
+    """Only idempotent requests are repeated after an answer: on 429 and 5xx."""
+    return kind is Kind.IDEMPOTENT and (status == 429 or status >= 500)
+
+
+def should_retry_failure(kind: Kind, request_sent: bool) -> bool:
+    """After no answer, a request that may have reached the server is repeated only if
+    repeating it is harmless."""
+    return kind is Kind.IDEMPOTENT or not request_sent
+
+
+def retry_delay(retry: int, after: float | None = None, rng: random.Random | None = None) -> float:
+    """Seconds before retry number ``retry`` (1-based): exponential with jitter, or the
+    server's Retry-After where it asks for longer (up to a cap)."""
+    base = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2.0 ** (retry - 1))
+    delay = base * (0.5 + float((rng or random).random()) / 2)
+    if after is not None:
+        delay = max(delay, min(after, RETRY_AFTER_CAP))
+    return delay
+
+
+def busy_delay(
+    after: float | None = None,
+    *,
+    floor: float = BUSY_RETRY_SECONDS,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds to wait after a 429 "busy" on a generation: the floor (the documented 30 s)
+    plus up to 10 % jitter so that many clients do not retry in step, or a longer
+    Retry-After."""
+    delay = floor * (1 + BUSY_JITTER * float((rng or random).random()))
+    return max(delay, min(after or 0.0, RETRY_AFTER_CAP * 5))
+
+
+def poll_delays(fixed: float | None = None) -> Iterator[float]:
+    """The pause before each poll of await_job: fixed, or adaptive (2 s growing to 15 s)."""
+    delay = POLL_FIRST_SECONDS if fixed is None else fixed
+    while True:
+        yield delay
+        if fixed is None:
+            delay = min(POLL_CAP_SECONDS, delay * POLL_GROWTH)
+
+
+def transient(error: BaseException) -> bool:
+    """Errors a wait rides out: no answer, a timeout, 429 and 5xx."""
+    if isinstance(error, APIConnectionError):
+        return True
+    return isinstance(error, APIStatusError) and (error.status == 429 or error.status >= 500)
+
+
+def item_id_of(job_id: str) -> str:
+    """The itemId at the end of a job id (``...-job:<itemId>``), or the whole id."""
+    return job_id.rpartition("-job:")[2] or job_id

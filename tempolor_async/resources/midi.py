@@ -1,0 +1,46 @@
+"""MIDI files to base songs on: https://useapi.net/docs/api-tempolor-v1/post-tempolor-music-midi"""
+
+from __future__ import annotations
+
+from .. import _protocol, _validation
+from .._files import Upload, UploadSource
+from .._models import MidiFile, MidiUpload
+from .._pagination import AsyncPager
+from .._protocol import ApiRequest, Kind
+from ._base import Resource
+
+
+class Midi(Resource):
+    def list(
+        self, *, cursor: str | None = None, user_id: str | None = None
+    ) -> AsyncPager[MidiFile]:
+        return self._pager(MidiFile, "/music/midi/", cursor, user_id=self._user(user_id))
+
+    async def upload(
+        self,
+        midi: UploadSource,
+        *,
+        name: str,
+        content_type: str | None = None,
+        user_id: str | None = None,
+    ) -> MidiUpload:
+        """Upload a MIDI file (bytes, a path or a binary file); use the returned
+        ``midi.midi_item_id`` as ``create_song(midi_item_id=...)``."""
+        _validation.text("name", name, required=True)
+        upload = Upload.prepare(
+            "midi",
+            midi,
+            content_type,
+            by_extension=_validation.MIDI_TYPE_BY_EXTENSION,
+            allowed=_validation.MIDI_TYPES,
+            default="audio/midi",
+        )
+        query = _protocol.query(name=name, user_id=self._user(user_id))
+        result: MidiUpload = await self._call(
+            MidiUpload, "POST", "/music/midi/", kind=Kind.UPLOAD, query=query, upload=upload
+        )
+        return result
+
+    async def delete(self, midi_item_id: str) -> None:
+        midi_item_id = _validation.path_id("midi_item_id", midi_item_id)
+        await self._send(ApiRequest("DELETE", f"/music/midi/{midi_item_id}"))

@@ -1,0 +1,212 @@
+"""Generation, jobs and downloads: https://useapi.net/docs/api-tempolor-v1/post-tempolor-music-song"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import anyio
+
+from .. import _files, _protocol, _validation
+from .._errors import BadRequestError, NotFoundError, ResponseDecodeError
+from .._files import ProgressCallback, Upload, UploadSource
+from .._models import (
+    DownloadLink,
+    FileFormat,
+    InstrumentalModel,
+    MusicJob,
+    MusicType,
+    SongModel,
+    StemsSplit,
+    Submission,
+    Tonality,
+)
+from .._pagination import AsyncPager
+from .._protocol import ApiRequest, Kind
+from ._base import Resource
+
+logger = logging.getLogger("tempolor_async")
+
+
+class Music(Resource):
+    async def create_song(
+        self,
+        prompt: str,
+        *,
+        lyrics: str | None = None,
+        model: SongModel | str | None = None,
+        artist_voice_item_id: str | None = None,
+        cloned_voice_item_id: str | None = None,
+        midi_item_id: str | None = None,
+        reply_url: str | None = None,
+        reply_ref: str | None = None,
+        max_jobs: int | None = None,
+        user_id: str | None = None,
+    ) -> Submission:
+        """Generate a song with vocals; the submission names two jobs to await.
+
+        Never retried once it may have reached the service (a retry could pay twice); a 429
+        "busy" is waited out, at least 30 s at a time, for up to ``busy_timeout``.
+        """
+        _validation.voice_sources(artist_voice_item_id, cloned_voice_item_id, midi_item_id)
+        body = _protocol.body(
+            prompt=_validation.text("prompt", prompt, required=True),
+            lyrics=_validation.text("lyrics", lyrics),
+            model_song=_validation.model(model),
+            artistVoiceItemId=_validation.text("artist_voice_item_id", artist_voice_item_id),
+            clonedVoiceItemId=_validation.text("cloned_voice_item_id", cloned_voice_item_id),
+            midiItemId=_validation.text("midi_item_id", midi_item_id),
+            **self._common(reply_url, reply_ref, max_jobs, user_id),
+        )
+        return await self._generate("/music/song", body)
+
+    async def create_instrumental(
+        self,
+        prompt: str,
+        *,
+        model: InstrumentalModel | str | None = None,
+        tonality: Tonality | str | None = None,
+        bpm: int | None = None,
+        chords: str | None = None,
+        reply_url: str | None = None,
+        reply_ref: str | None = None,
+        max_jobs: int | None = None,
+        user_id: str | None = None,
+    ) -> Submission:
+        """Generate an instrumental; same retry rules as :meth:`create_song`."""
+        body = _protocol.body(
+            prompt=_validation.text("prompt", prompt, required=True),
+            model_instrumental=_validation.model(model),
+            tonality=_validation.tonality(tonality),
+            bpm=_validation.bpm(bpm),
+            chords=_validation.text("chords", chords),
+            **self._common(reply_url, reply_ref, max_jobs, user_id),
+        )
+        return await self._generate("/music/instrumental", body)
+
+    def _common(
+        self,
+        reply_url: str | None,
+        reply_ref: str | None,
+        max_jobs: int | None,
+        user_id: str | None,
+    ) -> dict[str, object]:
+        return {
+            "replyUrl": _validation.reply_url(reply_url),
+            "replyRef": _validation.text("reply_ref", reply_ref),
+            "maxJobs": _validation.positive_int("max_jobs", max_jobs),
+            "user_id": self._user(user_id),
+        }
+
+    async def _generate(self, path: str, body: dict[str, object]) -> Submission:
+        submission: Submission = await self._call(
+            Submission, "POST", path, kind=Kind.GENERATION, json=body
+        )
+        return submission
+
+    async def get(self, job_id: str) -> MusicJob:
+        job_id = _validation.path_id("job_id", job_id)
+        job: MusicJob = await self._call(MusicJob, "GET", f"/music/{job_id}")
+        return job
+
+    def list(
+        self,
+        *,
+        type: MusicType | str = MusicType.SONG,
+        cursor: str | None = None,
+        user_id: str | None = None,
+    ) -> AsyncPager[MusicJob]:
+        """Past generations of one type, newest first, fetched page by page as iterated."""
+        kind = _validation.music_type(type)
+        return self._pager(MusicJob, "/music/", cursor, type=kind, user_id=self._user(user_id))
+
+    async def delete(self, job_id: str) -> None:
+        job_id = _validation.path_id("job_id", job_id)
+        await self._send(ApiRequest("DELETE", f"/music/{job_id}"))
+
+    async def download_url(
+        self, job_id: str, *, file_format: FileFormat | str = FileFormat.MP3
+    ) -> DownloadLink:
+        """A temporary link to the finished file. Right after completion the service may
+        still say "not completed yet" or 404 for a moment: that is retried for up to 10 s."""
+        job_id = _validation.path_id("job_id", job_id)
+        fmt = _validation.file_format(file_format)
+        return await self._download_link(job_id, fmt)
+
+    async def _download_link(self, job_id: str, fmt: FileFormat) -> DownloadLink:
+        request = ApiRequest(
+            "GET", f"/music/download/{job_id}", query=_protocol.query(file_format=fmt)
+        )
+        deadline = time.monotonic() + _protocol.DOWNLOAD_LINK_GRACE_SECONDS
+        delay = 0.5
+        while True:
+            try:
+                reply = await self._send(request)
+            except (BadRequestError, NotFoundError) as exc:
+                if not _not_ready_yet(exc) or time.monotonic() + delay > deadline:
+                    raise
+                logger.debug("download link for %s not ready (%s); retrying", job_id, exc.message)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            link: DownloadLink = _protocol.decode(reply.content, DownloadLink, "GET", request.path)
+            return link
+
+    async def download(
+        self,
+        job_id: str,
+        dest: str | os.PathLike[str],
+        *,
+        file_format: FileFormat | str = FileFormat.MP3,
+        on_progress: ProgressCallback | None = None,
+    ) -> Path:
+        """Download a finished job into ``dest`` (a file path, or a folder: then the file is
+        ``<itemId>.mp3|.wav|.zip``). Written atomically; returns the path."""
+        job_id = _validation.path_id("job_id", job_id)
+        fmt = _validation.file_format(file_format)
+        _files.check_destination(dest)
+        link = await self._download_link(job_id, fmt)
+        if not link.url:
+            raise ResponseDecodeError(
+                "the download link has no url", path=f"/music/download/{job_id}"
+            )
+        name = f"{_files.safe_name(_protocol.item_id_of(job_id))}.{fmt.extension}"
+        return await _files.download(self._client._http, link.url, dest, name, on_progress)
+
+    async def split_stems(
+        self,
+        audio: UploadSource,
+        *,
+        content_type: str | None = None,
+        user_id: str | None = None,
+    ) -> StemsSplit:
+        """Split your own audio file into stems; download ``stems_zip_url`` with
+        :meth:`TempolorClient.download_file`."""
+        upload = Upload.prepare(
+            "audio",
+            audio,
+            content_type,
+            by_extension=_validation.AUDIO_TYPE_BY_EXTENSION,
+            allowed=_validation.AUDIO_TYPES,
+        )
+        query = _protocol.query(user_id=self._user(user_id))
+        result: StemsSplit = await self._call(
+            StemsSplit,
+            "POST",
+            "/music/stems-splitter/",
+            kind=Kind.UPLOAD,
+            query=query,
+            upload=upload,
+        )
+        return result
+
+
+def _not_ready_yet(error: BadRequestError | NotFoundError) -> bool:
+    """A link asked for too early: 404, or 400 "not completed yet" while not FAILED (10)."""
+    if isinstance(error, NotFoundError):
+        return True
+    return (
+        error.message.startswith("Generation is not completed yet") and "(10)" not in error.message
+    )

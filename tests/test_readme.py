@@ -1,0 +1,48 @@
+"""The README's quick start, run exactly as written against the simulator."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tempolor_async.testing import FakeTempolor
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def quick_start() -> str:
+    section = README.read_text(encoding="utf-8").split("## Quick start", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match is not None, "the Quick start section has no python block"
+    return match.group(1)
+
+
+@pytest.mark.anyio
+@pytest.mark.fake(job_duration=0.2)
+async def test_quick_start_runs_against_the_simulator(fake: FakeTempolor, tmp_path: Path) -> None:
+    env = {**os.environ, "USEAPI_TOKEN": fake.token, "TEMPOLOR_BASE_URL": fake.base_url}
+    result = await anyio.run_process(
+        [sys.executable, "-c", quick_start()],
+        cwd=tmp_path,
+        env=env,
+        check=False,
+        stderr=subprocess.STDOUT,
+    )
+    output = result.stdout.decode()
+    assert result.returncode == 0, output
+    assert "COMPLETED 100%" in output
+    saved = list(tmp_path.glob("*.mp3"))
+    assert len(saved) == 1, output
+    assert f"saved {saved[0].name}" in output
+    assert saved[0].read_bytes()[:3] == b"ID3"
+    assert len(fake.requests_to("POST", "/music/song")) == 1
+    assert not any(
+        request.path.startswith("/cdn/") and "Authorization" in request.headers
+        for request in fake.requests
+    )

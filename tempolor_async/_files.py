@@ -8,6 +8,7 @@ complete, so a failure or a cancellation never leaves a partial file.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import io
 import os
@@ -155,6 +156,13 @@ def target_path(dest: str | os.PathLike[str], name: str) -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=1)
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 class AtomicFile:
     """A temporary file beside ``target``, renamed onto it by :meth:`commit`.
 
@@ -175,7 +183,9 @@ class AtomicFile:
         self.written += len(chunk)
 
     def commit(self) -> Path:
+        """Give the file the permissions a plain ``open`` would, then move it into place."""
         self._file.close()
+        os.chmod(self._temporary, 0o666 & ~_umask())
         os.replace(self._temporary, self.target)
         return self.target
 

@@ -1,0 +1,7 @@
+"""``python -m tempolor_async.cli``: the same as the ``tempolor`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

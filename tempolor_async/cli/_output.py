@@ -1,0 +1,117 @@
+"""How the command prints: rich tables and live progress on a terminal, plain tab-separated
+text when piped, JSON with ``--json``. Errors go to stderr as one line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .._models import MusicJob
+
+
+class Output:
+    def __init__(self, *, as_json: bool) -> None:
+        self.as_json = as_json
+        self.console = Console(highlight=False)
+        self.errors = Console(stderr=True, highlight=False)
+
+    @property
+    def live(self) -> bool:
+        """Progress displays and colour only for a person at a terminal."""
+        return self.console.is_terminal and not self.as_json
+
+    def json(self, value: Any) -> None:
+        sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+
+    def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> None:
+        if self.live:
+            table = Table(*columns, title=title or None)
+            for row in rows:
+                table.add_row(*(_cell(value) for value in row))
+            self.console.print(table)
+            return
+        for row in rows:
+            sys.stdout.write("\t".join(_cell(value) for value in row) + "\n")
+
+    def fields(self, pairs: Sequence[tuple[str, Any]]) -> None:
+        """A record as aligned ``name: value`` lines."""
+        width = max((len(name) for name, _ in pairs), default=0)
+        for name, value in pairs:
+            if value is not None:
+                self.print(f"{name.ljust(width)}  {_cell(value)}")
+
+    def print(self, text: str) -> None:
+        if self.live:
+            self.console.print(text)
+        else:
+            sys.stdout.write(text + "\n")
+
+    def note(self, text: str) -> None:
+        """Side information: shown at a terminal, silent when piped."""
+        if self.live:
+            self.console.print(text, style="dim")
+
+    def error(self, text: str) -> None:
+        self.errors.print(f"error: {text}", style="bold red", markup=False, soft_wrap=True)
+
+    @contextmanager
+    def job_progress(self, labels: dict[str, str]) -> Iterator[JobProgress]:
+        """A live bar per job on a terminal; nothing otherwise."""
+        if not self.live:
+            yield JobProgress(None, {})
+            return
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
+        with progress:
+            tasks = {
+                job_id: progress.add_task(label, total=100, status="SUBMITTED")
+                for job_id, label in labels.items()
+            }
+            yield JobProgress(progress, tasks)
+
+
+class JobProgress:
+    def __init__(self, progress: Progress | None, tasks: dict[str, TaskID]) -> None:
+        self._progress = progress
+        self._tasks = tasks
+
+    def update(self, job: MusicJob) -> None:
+        if self._progress is None or job.job_id not in self._tasks:
+            return
+        self._progress.update(
+            self._tasks[job.job_id],
+            completed=job.progress or 0,
+            status=job.status_name or str(job.status),
+        )
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_cell(item) for item in value)
+    return str(value)
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB"):
+        if value < 1024:
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any, Union
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 from . import _protocol, _validation
@@ -42,6 +43,7 @@ class Upload:
         self.content_type = content_type
         self.size = size
         self._start = _position(source)
+        self._opened: IO[bytes] | None = None
 
     @classmethod
     def prepare(
@@ -85,17 +87,28 @@ class Upload:
         return cls(source, kind, size)
 
     def body(self) -> tuple[Any, dict[str, str]]:
-        """What to hand aiohttp for one attempt: the data and its headers."""
+        """What to hand aiohttp for one attempt: the data and its headers. A path is opened
+        here and closed by :meth:`release`; a caller's file object is never closed."""
         headers = {"Content-Type": self.content_type}
         if isinstance(self._source, (bytes, bytearray, memoryview)):
             return bytes(self._source), headers
         if self.size is not None:
             headers["Content-Length"] = str(self.size)
+        stream: IO[bytes]
         if isinstance(self._source, (str, os.PathLike)):
-            return _read_path(self._source), headers
-        if self._start is not None:
-            self._source.seek(self._start)
-        return _read_stream(self._source), headers
+            self.release()
+            stream = self._opened = open(self._source, "rb")  # noqa: SIM115 - release() closes it
+        else:
+            stream = self._source
+            if self._start is not None:
+                stream.seek(self._start)
+        return _chunks(stream), headers
+
+    def release(self) -> None:
+        """Close the file opened for the last attempt (synchronously: safe when cancelled)."""
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = None
 
     @property
     def rewindable(self) -> bool:
@@ -127,13 +140,8 @@ def _remaining_size(stream: Any) -> int | None:
     return int(end - start)
 
 
-async def _read_path(path: str | os.PathLike[str]) -> AsyncIterator[bytes]:
-    async with await anyio.open_file(path, "rb") as stream:
-        while chunk := await stream.read(CHUNK_BYTES):
-            yield chunk
-
-
-async def _read_stream(stream: IO[bytes]) -> AsyncIterator[bytes]:
+async def _chunks(stream: IO[bytes]) -> AsyncIterator[bytes]:
+    """The file in chunks, read in a worker thread so that the event loop never blocks."""
     while chunk := await anyio.to_thread.run_sync(stream.read, CHUNK_BYTES):
         yield chunk
 
@@ -230,6 +238,8 @@ async def download(
                 async for chunk in response.content.iter_any():
                     partial.write(chunk)
                     await report(on_progress, partial.written, total)
+                    # Buffered chunks arrive without suspending: honour a cancellation anyway.
+                    await anyio.lowlevel.checkpoint_if_cancelled()
             return partial.commit()
         except BaseException as exc:
             partial.discard()

@@ -205,6 +205,9 @@ class HttpSession:
             failure = _no_response(exc, request.method, request.path)
             self._log(request.method, request.path, "no response", started, attempt)
             raise failure from exc
+        finally:
+            if request.upload is not None:
+                request.upload.release()
         self._log(request.method, request.path, status, started, attempt)
         return status, response_headers, content
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import random
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
@@ -112,12 +113,18 @@ def decode_page(content: bytes, item: type[T], method: str, path: str) -> Page[T
     data = parse_json(content, method, path)
     if type(data) is not dict:
         raise ResponseDecodeError("expected an object with records", method=method, path=path)
-    has_next = data.get("hasNext") or False
-    cursor = data.get("cursor") or None
-    if type(has_next) is not bool or (cursor is not None and type(cursor) is not str):
+    has_next = data.get("hasNext")
+    cursor = data.get("cursor")
+    if has_next is not None and type(has_next) is not bool:
         raise ResponseDecodeError(
-            "hasNext must be a boolean and cursor text", method=method, path=path, body=content
+            f"hasNext must be a boolean, got {has_next!r}", method=method, path=path, body=content
         )
+    if cursor is not None and type(cursor) is not str:
+        raise ResponseDecodeError(
+            f"cursor must be text, got {cursor!r}", method=method, path=path, body=content
+        )
+    has_next = bool(has_next)
+    cursor = cursor or None
     try:
         items = _convert.decode(data.get("records") or [], list[item])  # type: ignore[valid-type]
     except ResponseDecodeError as exc:
@@ -181,9 +188,11 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

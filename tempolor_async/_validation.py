@@ -33,7 +33,7 @@ AUDIO_TYPES = frozenset(AUDIO_TYPE_BY_EXTENSION.values()) | {
 MIDI_TYPE_BY_EXTENSION = {".mid": "audio/midi", ".midi": "audio/midi"}
 MIDI_TYPES = frozenset({"audio/midi", "audio/x-midi"})
 
-_UNSAFE_ID = re.compile(r"[/?#%\s\x00-\x1f\x7f]")
+_UNSAFE_ID = re.compile(r"[/?#%\s\x00-\x1f\x7f-\x9f]")
 
 
 def text(name: str, value: str | None, *, required: bool = False) -> str | None:

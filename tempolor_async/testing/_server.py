@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import email.policy
 import fnmatch
 import json
 import math
@@ -22,6 +23,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -51,6 +53,8 @@ from ._state import (
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from .._client import TempolorClient
 
 API_PATH = "/v1/tempolor"
 CDN_PATH = "/cdn"
@@ -273,6 +277,15 @@ class FakeTempolor:
     @property
     def media_url(self) -> str:
         return self.origin + CDN_PATH
+
+    def client(self, **options: Any) -> TempolorClient:
+        """A :class:`~tempolor_async.TempolorClient` pointed at this simulator, with its token;
+        ``options`` are passed on (e.g. ``max_retries=0``)."""
+        from .._client import TempolorClient
+
+        options.setdefault("token", self.token)
+        options.setdefault("base_url", self.base_url)
+        return TempolorClient(**options)
 
     # ----------------------------------------------------------- test controls
 
@@ -964,6 +977,7 @@ class FakeTempolor:
                 record = job.render(now, self.media_url, self.audio_seconds)
                 record["replyRef"] = job.reply_ref
                 await self._post_callback(job.reply_url, record)
+                continue  # look again: complete()/fail() may have run during the POST
             next_change = job.next_change(now)
             if next_change is None:
                 return
@@ -1037,10 +1051,31 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 async def _generation_fields(call: _Call) -> dict[str, Any]:
     """Generation parameters from a JSON body or, as documented too, from form fields."""
-    if _content_type(call.request) in ("multipart/form-data", "application/x-www-form-urlencoded"):
+    content_type = _content_type(call.request)
+    if content_type == "multipart/form-data":
+        return _multipart_fields(call.request.headers.get("Content-Type", ""), call.body)
+    if content_type == "application/x-www-form-urlencoded":
         form = await call.request.post()
         return {key: value for key, value in form.items() if isinstance(value, str)}
     return _json_object(call.body)
+
+
+def _multipart_fields(content_type: str, body: bytes) -> dict[str, Any]:
+    """The text fields of a multipart/form-data body. Parsed from the bytes already read:
+    ``request.post()`` would read the request stream again, and it is consumed by then."""
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        raise _Reply(400, "Request body is not valid multipart/form-data")
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or part.get_filename() is not None:
+            continue
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            fields[name] = payload.decode(part.get_content_charset() or "utf-8", "replace")
+    return fields
 
 
 def _text(fields: Mapping[str, Any], name: str) -> str | None:

@@ -163,7 +163,8 @@ class FakeJob:
     def updated_ms(self, now: float) -> int:
         if self.forced_ms is not None:
             return self.forced_ms
-        seconds = max(0.0, min(now - self.started, self.duration))
+        end = self.duration * 0.5 if self.will_fail else self.duration  # when it became final
+        seconds = max(0.0, min(now - self.started, end))
         return self.created_ms + int(seconds * 1000)
 
     def render(self, now: float, media_base: str, audio_seconds: float) -> dict[str, Any]:

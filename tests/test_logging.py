@@ -1,0 +1,194 @@
+"""Logging on "tempolor_async" (one DEBUG line per exchange, a WARNING per retry), and
+secrets: the token and an account's requestParams values never show anywhere."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable
+
+import pytest
+
+from tempolor_async import (
+    APIConnectionError,
+    APITimeoutError,
+    AuthenticationError,
+    JobFailedError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    TempolorClient,
+    TempolorError,
+    ValidationError,
+)
+from tempolor_async import _protocol as protocol
+
+pytestmark = pytest.mark.anyio
+
+DEFAULT_USER = "100349856"
+SECOND_USER = "300400500"
+UNKNOWN_JOB = f"user:1-tempolor:{DEFAULT_USER}-job:nosuchjob"
+TOKEN = "tok-SECRET-123"
+WRONG_TOKEN = "tok-WRONG-SECRET-789"
+TICKET = "ticket-SECRET-456"
+DURATION = re.compile(r"\d+(\.\d+)?\s*(ms|s)\b")
+ATTEMPT = re.compile(r"attempt\D{0,3}(\d+)")
+
+
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the exponential backoff (0.5 s doubling) from slowing the tests down."""
+    monkeypatch.setattr(protocol, "RETRY_BASE_SECONDS", 0.005)
+
+
+def sdk_lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "tempolor_async" and record.levelno == level
+    ]
+
+
+# ------------------------------------------------------------------ lines
+
+
+async def test_one_debug_line_per_exchange_and_a_warning_per_retry(fake, caplog):
+    caplog.set_level(logging.DEBUG, logger="tempolor_async")
+    fake.inject("GET", "/scheduler/", status=503)
+    fake.inject("GET", "/scheduler/available", delay=0.3)
+    async with fake.client(timeout=0.1) as client:
+        await client.scheduler.list()
+        await client.scheduler.available()
+        submission = await client.music.create_song("a calm piano piece")
+        await client.scheduler.cancel(submission.jobs[0])
+    debug = sdk_lines(caplog, logging.DEBUG)
+    expected = [
+        ("GET", "/scheduler/", "503", 1),
+        ("GET", "/scheduler/", "200", 2),
+        ("GET", "/scheduler/available", None, 1),  # timed out: no status
+        ("GET", "/scheduler/available", "200", 2),
+        ("POST", "/music/song", "200", 1),
+        ("DELETE", f"/scheduler/{submission.jobs[0]}", "204", 1),
+    ]
+    assert len(debug) == len(expected) == len(fake.requests)
+    for line, (method, path, status, attempt) in zip(debug, expected, strict=True):
+        assert line.startswith(f"{method} {path} "), line
+        assert status is None or re.search(rf"\b{status}\b", line), line
+        assert DURATION.search(line), line
+        found = ATTEMPT.search(line)
+        assert found, line
+        assert int(found.group(1)) == attempt, line
+    warnings = sdk_lines(caplog, logging.WARNING)
+    assert len(warnings) == 2
+    assert "GET /scheduler/ " in warnings[0]
+    assert "503" in warnings[0]
+    assert "GET /scheduler/available " in warnings[1]
+
+
+async def test_no_retry_no_warning(fake, caplog):
+    caplog.set_level(logging.DEBUG, logger="tempolor_async")
+    async with fake.client() as client:
+        await client.accounts.list()
+        with pytest.raises(NotFoundError):
+            await client.accounts.get("999999")
+    assert len(sdk_lines(caplog, logging.DEBUG)) == 2
+    assert sdk_lines(caplog, logging.WARNING) == []
+
+
+async def test_media_downloads_are_logged_without_their_query(fake, caplog, tmp_path):
+    caplog.set_level(logging.DEBUG, logger="tempolor_async")
+    async with fake.client() as client:
+        submission = await client.music.create_song("a calm piano piece")
+        fake.complete(submission.jobs[0])
+        await client.music.download(submission.jobs[0], tmp_path)
+    media = [line for line in sdk_lines(caplog, logging.DEBUG) if "/cdn/" in line]
+    assert len(media) == 1
+    assert media[0].startswith("GET /cdn/ai_material/mp3/")
+    assert "auth_key" not in caplog.text  # the signed part of the link
+
+
+# ---------------------------------------------------------------- secrets
+
+
+class Record:
+    """Collects every text the scenario produces that a user could see."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.errors: list[type[BaseException]] = []
+
+    def show(self, *objects: object) -> None:
+        for item in objects:
+            self.texts += [str(item), repr(item)]
+
+    async def expect(self, error: type[TempolorError], action: Awaitable[object]) -> None:
+        with pytest.raises(error) as caught:
+            await action
+        self.errors.append(type(caught.value))
+        chained: BaseException | None = caught.value
+        while chained is not None:
+            self.show(chained, chained.args)
+            chained = chained.__cause__ or chained.__context__
+
+
+@pytest.mark.fake(token=TOKEN, job_duration=0.15)
+async def test_the_token_and_request_params_never_show(fake, caplog, tmp_path):
+    caplog.set_level(logging.DEBUG)
+    seen = Record()
+    default_ticket = fake.accounts[DEFAULT_USER].request_params["service_ticket"]
+    async with fake.client(timeout=0.1) as client, fake.client(token=WRONG_TOKEN) as wrong:
+        seen.show(client, wrong)
+        listed = await client.accounts.list()
+        seen.show(*listed.values(), await client.accounts.get(DEFAULT_USER))
+        created = await client.accounts.create(
+            {"user_id": SECOND_USER, "service_ticket": TICKET, "vip_type": 20}, max_jobs=2
+        )
+        seen.show(created, await client.accounts.list())
+        assert created.request_params is not None
+        assert created.request_params["service_ticket"] == TICKET  # there for code to use
+
+        await seen.expect(AuthenticationError, wrong.accounts.list())
+        await seen.expect(NotFoundError, client.accounts.get("999999"))
+        await seen.expect(NotFoundError, client.music.get(UNKNOWN_JOB))
+        await seen.expect(ValidationError, client.accounts.create({}))
+
+        fake.inject("GET", "/accounts/*", status=503)
+        seen.show(await client.accounts.get(SECOND_USER))
+        fake.inject("GET", "/scheduler/", status=502, times=3)
+        await seen.expect(ServerError, client.scheduler.list())
+        fake.inject("GET", "/scheduler/available", delay=0.3, times=3)
+        await seen.expect(APITimeoutError, client.scheduler.available())
+        fake.inject("POST", "/music/instrumental", drop=True)
+        await seen.expect(APIConnectionError, client.music.create_instrumental("dropped"))
+
+        await client.music.create_song("fill the second account", user_id=SECOND_USER)
+        client._http.busy_timeout = 0
+        await seen.expect(RateLimitError, client.music.create_song("busy", user_id=SECOND_USER))
+
+        failing = await client.music.create_song("a song [fail]", user_id=DEFAULT_USER)
+        await seen.expect(JobFailedError, client.await_job(failing.jobs[0], poll_interval=0.05))
+
+        done = await client.music.create_instrumental("a slow waltz", user_id=DEFAULT_USER)
+        fake.complete(done.jobs[0])
+        job = await client.music.get(done.jobs[0])
+        seen.show(job, await client.music.download(job.job_id, tmp_path))
+        await client.accounts.delete(SECOND_USER)
+        seen.show(client)
+    seen.show(client, wrong)
+
+    assert len(seen.errors) == 9
+    assert len(sdk_lines(caplog, logging.WARNING)) >= 5  # the retries above
+    everything = [*seen.texts, caplog.text, *(record.getMessage() for record in caplog.records)]
+    for secret in (TOKEN, WRONG_TOKEN, TICKET, default_ticket):
+        leaks = [text for text in everything if secret in text]
+        assert leaks == [], secret
+
+
+async def test_an_account_hides_its_request_params(fake):
+    fake.add_account(SECOND_USER, request_params={"user_id": SECOND_USER, "ucid": TICKET})
+    async with TempolorClient(fake.token, base_url=fake.base_url) as client:
+        account = await client.accounts.get(SECOND_USER)
+    assert account.user_id == SECOND_USER
+    assert account.request_params == {"user_id": SECOND_USER, "ucid": TICKET}
+    assert TICKET not in repr(account)
+    assert TICKET not in str(account)

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -379,8 +379,9 @@ class FakeTempolor:
         self, name: str, data: bytes, content_type: str = "application/octet-stream"
     ) -> str:
         """Serve ``data`` at a token-free media URL (returned), e.g. for large downloads."""
-        self._cdn_files[name.lstrip("/")] = (data, content_type)
-        return f"{self.media_url}/files/{name.lstrip('/')}"
+        name = name.lstrip("/")
+        self._cdn_files[name] = (data, content_type)
+        return f"{self.media_url}/files/{quote(name)}"
 
     def running_jobs(self, user_id: str | None = None) -> list[FakeJob]:
         now = time.monotonic()

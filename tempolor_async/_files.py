@@ -86,6 +86,29 @@ class Upload:
         )
         return cls(source, kind, size)
 
+    @classmethod
+    def audio(cls, source: UploadSource, content_type: str | None) -> Upload:
+        """An audio upload: Content-Type given, or from the documented extension table."""
+        return cls.prepare(
+            "audio",
+            source,
+            content_type,
+            by_extension=_validation.AUDIO_TYPE_BY_EXTENSION,
+            allowed=_validation.AUDIO_TYPES,
+        )
+
+    @classmethod
+    def midi(cls, source: UploadSource, content_type: str | None) -> Upload:
+        """A MIDI upload: ``audio/midi`` unless given or told otherwise by the extension."""
+        return cls.prepare(
+            "midi",
+            source,
+            content_type,
+            by_extension=_validation.MIDI_TYPE_BY_EXTENSION,
+            allowed=_validation.MIDI_TYPES,
+            default="audio/midi",
+        )
+
     def body(self) -> tuple[Any, dict[str, str]]:
         """What to hand aiohttp for one attempt: the data and its headers. A path is opened
         here and closed by :meth:`release`; a caller's file object is never closed."""

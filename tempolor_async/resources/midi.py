@@ -27,14 +27,7 @@ class Midi(Resource):
         """Upload a MIDI file (bytes, a path or a binary file); use the returned
         ``midi.midi_item_id`` as ``create_song(midi_item_id=...)``."""
         _validation.text("name", name, required=True)
-        upload = Upload.prepare(
-            "midi",
-            midi,
-            content_type,
-            by_extension=_validation.MIDI_TYPE_BY_EXTENSION,
-            allowed=_validation.MIDI_TYPES,
-            default="audio/midi",
-        )
+        upload = Upload.midi(midi, content_type)
         query = _protocol.query(name=name, user_id=self._user(user_id))
         result: MidiUpload = await self._call(
             MidiUpload, "POST", "/music/midi/", kind=Kind.UPLOAD, query=query, upload=upload

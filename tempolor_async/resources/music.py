@@ -184,13 +184,7 @@ class Music(Resource):
     ) -> StemsSplit:
         """Split your own audio file into stems; download ``stems_zip_url`` with
         :meth:`TempolorClient.download_file`."""
-        upload = Upload.prepare(
-            "audio",
-            audio,
-            content_type,
-            by_extension=_validation.AUDIO_TYPE_BY_EXTENSION,
-            allowed=_validation.AUDIO_TYPES,
-        )
+        upload = Upload.audio(audio, content_type)
         query = _protocol.query(user_id=self._user(user_id))
         result: StemsSplit = await self._call(
             StemsSplit,

@@ -39,13 +39,7 @@ class Voices(Resource):
         """Upload a voice sample to clone. ``ready`` is False when the service answered 202:
         cloning goes on, and the voice appears in :meth:`list_cloned` once it is done."""
         _validation.text("name", name, required=True)
-        upload = Upload.prepare(
-            "audio",
-            audio,
-            content_type,
-            by_extension=_validation.AUDIO_TYPE_BY_EXTENSION,
-            allowed=_validation.AUDIO_TYPES,
-        )
+        upload = Upload.audio(audio, content_type)
         path = "/music/cloned-voices/"
         query = _protocol.query(name=name, user_id=self._user(user_id))
         request = ApiRequest("POST", path, kind=Kind.UPLOAD, query=query, upload=upload)

@@ -66,6 +66,16 @@ def _no_response(exc: BaseException, method: str, path: str) -> _NoResponse:
     return _NoResponse(APIConnectionError(text, method=method, path=path), True)
 
 
+def _own_session() -> aiohttp.ClientSession:
+    """A session for the client's own use. aiohttp silently re-sends an idempotent request
+    once after a dropped connection; our retry policy does that openly (with backoff and a
+    log line), so the hidden resend is switched off, as aiohttp's own test client does."""
+    session = aiohttp.ClientSession()
+    if hasattr(session, "_retry_connection"):
+        session._retry_connection = False
+    return session
+
+
 class HttpSession:
     """Sends API requests with the token, and fetches media URLs without it."""
 
@@ -99,7 +109,7 @@ class HttpSession:
             raise TempolorError("the client is closed")
         if self._session is None:
             # Created on first use, inside the running loop, so an unused client owns nothing.
-            self._session = aiohttp.ClientSession()
+            self._session = _own_session()
         return self._session
 
     def _plain_session(self) -> aiohttp.ClientSession:
@@ -109,7 +119,7 @@ class HttpSession:
         if "Authorization" not in session.headers:
             return session
         if self._media_session is None:
-            self._media_session = aiohttp.ClientSession()
+            self._media_session = _own_session()
         return self._media_session
 
     async def aclose(self) -> None:

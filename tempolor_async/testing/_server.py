@@ -174,6 +174,7 @@ class FakeTempolor:
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
         self.callback_errors: list[str] = []
+        self.submissions: list[list[str]] = []  # the job ids of each accepted generation
         self.accounts: dict[str, FakeAccount] = {}
         self.jobs: dict[str, FakeJob] = {}
         self.cloned_voices: dict[str, FakeClonedVoice] = {}
@@ -382,6 +383,14 @@ class FakeTempolor:
         name = name.lstrip("/")
         self._cdn_files[name] = (data, content_type)
         return f"{self.media_url}/files/{quote(name)}"
+
+    def media_bytes(self, job_id: str, file_format: str = "mp3") -> bytes:
+        """The exact bytes a completed job's download link serves, for comparing downloads."""
+        folder, extension = FILE_FORMATS[file_format]
+        found = self._media(f"ai_material/{folder}/{self.jobs[job_id].item_id}.{extension}")
+        if found is None:
+            raise KeyError(f"{job_id} has no {file_format} file (is it completed?)")
+        return found[0]
 
     def running_jobs(self, user_id: str | None = None) -> list[FakeJob]:
         now = time.monotonic()
@@ -643,6 +652,7 @@ class FakeTempolor:
             jobs.append(job)
             if reply_url:
                 self._start_callbacks(job)
+        self.submissions.append([job.job_id for job in jobs])
         self._remain_num = max(0, self._remain_num - 2)
         return _json(
             200,

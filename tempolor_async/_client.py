@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import AsyncGenerator, Iterable
+from contextlib import aclosing
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
@@ -11,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 
 from . import _files, _polling, _validation
-from ._errors import ConfigurationError, ValidationError
+from ._errors import ConfigurationError, JobFailedError, ValidationError
 from ._files import ProgressCallback
 from ._http import HttpSession
 from ._models import MusicJob
@@ -67,6 +69,7 @@ class TempolorClient:
             raise ConfigurationError(str(exc)) from None
         self.base_url = base_url.rstrip("/")
         self.max_poll_rate = float(max_poll_rate)
+        self._poll_limiter = _polling.RateLimiter(self.max_poll_rate)
         self._http = HttpSession(
             token=token,
             base_url=self.base_url,
@@ -122,10 +125,7 @@ class TempolorClient:
         :class:`JobTimeoutError` when ``timeout`` seconds pass first.
         """
         job_id = _validation.path_id("job_id", job_id)
-        if timeout is not None and not timeout > 0:
-            raise ValidationError("timeout", "must be positive seconds, or None")
-        if poll_interval is not None and not poll_interval > 0:
-            raise ValidationError("poll_interval", "must be positive seconds, or None")
+        _check_wait_options(timeout, poll_interval)
         return await _polling.await_job(
             self.music.get,
             job_id,
@@ -134,6 +134,59 @@ class TempolorClient:
             on_progress=on_progress,
             raise_on_failure=raise_on_failure,
         )
+
+    def as_completed(
+        self,
+        job_ids: Iterable[str],
+        *,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        on_progress: JobCallback | None = None,
+    ) -> AsyncGenerator[MusicJob, None]:
+        """Yield each job's final record (completed or failed: failures are yielded, not
+        raised) as soon as it is seen, from one poll loop shared by all the jobs.
+
+        Each round asks ``GET scheduler/`` which jobs still run (one request for all of
+        them) and fetches a job's record only once it has left that list, or every round
+        when ``on_progress`` wants progress; ``max_poll_rate`` bounds the requests per
+        second. ``timeout`` (None: no limit, as large batches may take hours) raises
+        :class:`JobTimeoutError` naming every unfinished job. Leaving the loop early, or
+        cancelling it, stops all polling at once.
+        """
+        if isinstance(job_ids, str):
+            raise ValidationError("job_ids", "must be a collection of job ids, not one string")
+        ids = list(dict.fromkeys(_validation.path_id("job_ids", job_id) for job_id in job_ids))
+        _check_wait_options(timeout, poll_interval)
+        return _polling.as_completed(
+            self.music.get,
+            self.scheduler.list,
+            ids,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            on_progress=on_progress,
+            limiter=self._poll_limiter,
+        )
+
+    async def await_jobs(
+        self,
+        job_ids: Iterable[str],
+        *,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        raise_on_failure: bool = False,
+    ) -> list[MusicJob]:
+        """Wait for every job with :meth:`as_completed` and return the final records in the
+        order given. With ``raise_on_failure=True`` the first FAILED job raises
+        :class:`JobFailedError` (and the wait stops)."""
+        ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
+        finished: dict[str, MusicJob] = {}
+        jobs = self.as_completed(ids, timeout=timeout, poll_interval=poll_interval)
+        async with aclosing(jobs):
+            async for job in jobs:
+                if job.is_failed and raise_on_failure:
+                    raise JobFailedError(job)
+                finished[job.job_id or ""] = job
+        return [finished[job_id] for job_id in ids]
 
     async def download_file(
         self,
@@ -150,3 +203,10 @@ class TempolorClient:
         _files.check_destination(dest)
         name = unquote(parts.path.rstrip("/").rpartition("/")[2])
         return await _files.download(self._http, url, dest, name, on_progress)
+
+
+def _check_wait_options(timeout: float | None, poll_interval: float | None) -> None:
+    if timeout is not None and not timeout > 0:
+        raise ValidationError("timeout", "must be positive seconds, or None")
+    if poll_interval is not None and not poll_interval > 0:
+        raise ValidationError("poll_interval", "must be positive seconds, or None")

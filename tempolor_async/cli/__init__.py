@@ -14,8 +14,6 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import anyio
-
 from .. import __version__
 from .._client import TempolorClient
 from .._errors import ConfigurationError, TempolorError, ValidationError
@@ -65,21 +63,14 @@ JOB_COLUMNS = ["job_id", "status", "progress", "title", "created"]
 async def _wait_for(
     client: TempolorClient, out: Output, job_ids: Sequence[str], poll_interval: float | None
 ) -> list[MusicJob]:
-    """Wait for every job at once, with a live bar per job on a terminal."""
+    """Wait for every job with the shared poll loop; a live bar per job on a terminal."""
     finished: dict[str, MusicJob] = {}
     with out.job_progress({job_id: job_id for job_id in job_ids}) as bars:
-
-        async def wait(job_id: str) -> None:
-            finished[job_id] = await client.await_job(
-                job_id,
-                poll_interval=poll_interval,
-                on_progress=bars.update,
-                raise_on_failure=False,
-            )
-
-        async with anyio.create_task_group() as group:
-            for job_id in job_ids:
-                group.start_soon(wait, job_id)
+        on_progress = bars.update if out.live else None
+        async for job in client.as_completed(
+            job_ids, poll_interval=poll_interval, on_progress=on_progress
+        ):
+            finished[job.job_id or ""] = job
     return [finished[job_id] for job_id in job_ids]
 
 

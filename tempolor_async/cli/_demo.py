@@ -55,15 +55,9 @@ async def _wait_all(
 ) -> dict[str, MusicJob]:
     jobs: dict[str, MusicJob] = {}
     with out.job_progress(labels) as bars:
-
-        async def wait(job_id: str) -> None:
-            jobs[job_id] = await client.await_job(
-                job_id, poll_interval=0.25, on_progress=bars.update, raise_on_failure=False
-            )
-
-        async with anyio.create_task_group() as group:
-            for job_id in labels:
-                group.start_soon(wait, job_id)
+        on_progress = bars.update if out.live else None
+        async for job in client.as_completed(labels, poll_interval=0.25, on_progress=on_progress):
+            jobs[job.job_id or ""] = job
     return jobs
 
 

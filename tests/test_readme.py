@@ -7,10 +7,12 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
+from tempolor_async import APIConnectionError, TempolorClient
 from tempolor_async.testing import FakeTempolor
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -46,3 +48,30 @@ async def test_quick_start_runs_against_the_simulator(fake: FakeTempolor, tmp_pa
         request.path.startswith("/cdn/") and "Authorization" in request.headers
         for request in fake.requests
     )
+
+
+def recovery_recipe() -> dict[str, Any]:
+    """The README's recipe for an ambiguous generation failure, as a namespace."""
+    section = README.read_text(encoding="utf-8").split("### After an ambiguous failure", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match is not None, "the recovery recipe has no python block"
+    namespace: dict[str, Any] = {}
+    exec(match.group(1), namespace)
+    return namespace
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("fault", "accepted"), [("truncate", True), ("drop", False)])
+async def test_the_recovery_recipe_finds_an_accepted_job(
+    fake: FakeTempolor, client: TempolorClient, fault: str, accepted: bool
+) -> None:
+    create_song_once = recovery_recipe()["create_song_once"]
+    await client.music.create_song("an older song")
+    fake.inject("POST", "/music/song", **{fault: True})
+    if accepted:  # the service took it, then the answer was lost: the recipe finds the jobs
+        jobs = await create_song_once(client, "a brand new song")
+        assert sorted(jobs) == sorted(fake.submissions[-1])
+    else:  # nothing was created: the recipe re-raises, so submitting again is safe
+        with pytest.raises(APIConnectionError):
+            await create_song_once(client, "a brand new song")
+    assert len(fake.submissions) == 1 + accepted

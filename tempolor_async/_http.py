@@ -7,6 +7,7 @@ anyio so that cancellation stops a wait at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -64,6 +65,11 @@ def _no_response(exc: BaseException, method: str, path: str) -> _NoResponse:
     reason = type(exc).__name__
     text = f"{where}: connection failed ({reason}: {exc})" if str(exc) else f"{where}: {reason}"
     return _NoResponse(APIConnectionError(text, method=method, path=path), True)
+
+
+@functools.lru_cache(maxsize=8)
+def _total_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=seconds)
 
 
 def _own_session() -> aiohttp.ClientSession:
@@ -204,7 +210,7 @@ class HttpSession:
                 json=request.json,
                 data=data,
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=_total_timeout(timeout),
                 raise_for_status=False,
                 allow_redirects=False,
             ) as response:

@@ -147,7 +147,7 @@ class Music(Resource):
             except (BadRequestError, NotFoundError) as exc:
                 if not _not_ready_yet(exc) or time.monotonic() + delay > deadline:
                     raise
-                logger.debug("download link for %s not ready (%s); retrying", job_id, exc.message)
+                logger.warning("download link for %s not ready (%s); retrying", job_id, exc.message)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue

@@ -187,6 +187,7 @@ class FakeTempolor:
         self._origin: str | None = None
         self._callback_session: aiohttp.ClientSession | None = None
         self._callback_tasks: set[asyncio.Task[None]] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("GET", re.compile(r"^/accounts/?$"), self._list_accounts),
             ("POST", re.compile(r"^/accounts/?$"), self._create_account),
@@ -251,6 +252,12 @@ class FakeTempolor:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        # Requests whose client hung up (e.g. during an injected delay) are no longer tracked
+        # by aiohttp's server, so their handlers would outlive it: end them here.
+        handlers = list(self._handlers)
+        for handler in handlers:
+            handler.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
 
     async def __aenter__(self) -> FakeTempolor:
         await self.start()
@@ -403,6 +410,15 @@ class FakeTempolor:
     # ------------------------------------------------------------ HTTP plumbing
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        try:
+            return await self._handle(request)
+        finally:
+            self._handlers.discard(task)  # type: ignore[arg-type,unused-ignore]
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         path = request.path
         is_api = path.startswith(API_PATH + "/")

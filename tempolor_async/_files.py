@@ -33,6 +33,9 @@ UploadSource = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", IO[b
 ProgressCallback = Callable[[int, int | None], Awaitable[None] | None]
 
 _UNSAFE_NAME = re.compile(r"[^\w.\-]+")
+# File names are limited to 255 bytes almost everywhere; the temporary name adds about 20.
+MAX_NAME_BYTES = 200
+MAX_EXTENSION_BYTES = 16
 
 
 class Upload:
@@ -173,10 +176,18 @@ async def _chunks(stream: IO[bytes]) -> AsyncIterator[bytes]:
 
 
 def safe_name(name: str, fallback: str = "download") -> str:
-    """A base name that cannot leave its folder: no separators, no dot-dot, nothing hidden."""
+    """A base name that cannot leave its folder: no separators, no dot-dot, nothing hidden,
+    and short enough in bytes (with room for the temporary name) for any file system; a
+    shortened name keeps its extension."""
     name = unicodedata.normalize("NFC", name.replace("\\", "/")).rpartition("/")[2]
-    name = _UNSAFE_NAME.sub("_", name).strip("._")[:200]
-    return name or fallback
+    name = _UNSAFE_NAME.sub("_", name).strip("._")
+    stem, dot, extension = name.rpartition(".")
+    if not dot or len(extension.encode()) > MAX_EXTENSION_BYTES:
+        stem, extension = name, ""
+    suffix = f".{extension}" if extension else ""
+    budget = MAX_NAME_BYTES - len(suffix.encode())
+    stem = stem.encode()[:budget].decode("utf-8", "ignore").rstrip("._")
+    return stem + suffix if stem else fallback + suffix
 
 
 def target_path(dest: str | os.PathLike[str], name: str) -> Path:

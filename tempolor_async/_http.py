@@ -149,16 +149,23 @@ class HttpSession:
             try:
                 status, headers, content = await self._exchange(request, attempt)
             except _NoResponse as failure:
+                no_response: _NoResponse | None = failure
+            else:
+                no_response = None
+            if no_response is not None:
                 upload_ok = request.upload is None or request.upload.rewindable
                 if (
                     retries < self.max_retries
                     and upload_ok
-                    and _protocol.should_retry_failure(request.kind, failure.sent)
+                    and _protocol.should_retry_failure(request.kind, no_response.sent)
                 ):
                     retries += 1
-                    await self._pause(request, str(failure.error), _protocol.retry_delay(retries))
+                    delay = _protocol.retry_delay(retries)
+                    await self._pause(request, str(no_response.error), delay)
                     continue
-                raise failure.error from failure.__cause__
+                # Raised outside the except block, with no cause: aiohttp's exceptions can
+                # carry the request's headers, and with them the token.
+                raise no_response.error
             if 200 <= status < 300:
                 return Reply(status, headers, content)
             if status == 404 and request.method == "DELETE" and retries:
@@ -245,8 +252,9 @@ class HttpSession:
         """
         session = self._plain_session()
         target = URL(url, encoded=True)
-        path = target.path  # never the query: it may hold a signed key
+        path = target.raw_path  # encoded, and never the query: it may hold a signed key
         started = time.monotonic()
+        failure: APIConnectionError | None = None
         try:
             async with session.get(
                 target,
@@ -263,4 +271,7 @@ class HttpSession:
                     )
                 yield response
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _no_response(exc, "GET", path).error from exc
+            self._log("GET", path, "connection lost", started, 1)
+            failure = _no_response(exc, "GET", path).error
+        if failure is not None:
+            raise failure

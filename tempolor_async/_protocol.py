@@ -93,9 +93,8 @@ def parse_json(content: bytes, method: str, path: str) -> Any:
     try:
         return json.loads(content)
     except (ValueError, RecursionError):
-        snippet = content[:80].decode("utf-8", "replace")
         raise ResponseDecodeError(
-            f"response is not JSON: {snippet!r}", method=method, path=path, body=content
+            f"response is not JSON{_glimpse(content)}", method=method, path=path, body=content
         ) from None
 
 
@@ -106,6 +105,15 @@ def decode(content: bytes, cls: Any, method: str, path: str) -> Any:
         return _convert.decode(data, cls)
     except ResponseDecodeError as exc:
         raise ResponseDecodeError(str(exc), method=method, path=path, body=content) from None
+
+
+def _glimpse(content: bytes) -> str:
+    """The start of a broken body, for the error message; none for broken JSON, which may be
+    a record cut short, credentials and all."""
+    text = content[:80].decode("utf-8", "replace").strip()
+    if not text or text[0] in "{[":
+        return ""
+    return f": {text!r}"
 
 
 def decode_page(content: bytes, item: type[T], method: str, path: str) -> Page[T]:
@@ -126,7 +134,8 @@ def decode_page(content: bytes, item: type[T], method: str, path: str) -> Page[T
     has_next = bool(has_next)
     cursor = cursor or None
     try:
-        items = _convert.decode(data.get("records") or [], list[item])  # type: ignore[valid-type]
+        records = data.get("records")
+        items = _convert.decode([] if records is None else records, list[item])  # type: ignore[valid-type]
     except ResponseDecodeError as exc:
         raise ResponseDecodeError(f"records: {exc}", method=method, path=path) from None
     return Page(items=items, has_next=has_next, cursor=cursor if has_next else None)
@@ -154,8 +163,7 @@ def error_for(
     elif payload is not None:
         message = f"HTTP {status}"
     else:
-        text = content[:200].decode("utf-8", "replace").strip()
-        message = f"HTTP {status}" + (f" (non-JSON body: {text[:80]!r})" if text else "")
+        message = f"HTTP {status}" + (f" (non-JSON body{_glimpse(content)})" if content else "")
     body = payload if payload is not None else content
     cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else APIStatusError)
     if cls is RateLimitError:

@@ -25,6 +25,8 @@ ValueHook = Callable[[Any], Any]
 
 converter = cattrs.Converter()
 
+# Beyond 2**53 a float no longer holds every whole number: such a value is not taken as one.
+_EXACT_FLOAT_INTEGER = 2**53
 _KNOWN_STATUSES = {member.value: member for member in JobStatus}
 
 
@@ -81,7 +83,7 @@ def _integer(value: Any) -> int:
     kind = type(value)
     if kind is int:
         return value  # type: ignore[no-any-return]
-    if kind is float and value.is_integer():
+    if kind is float and value.is_integer() and abs(value) <= _EXACT_FLOAT_INTEGER:
         return int(value)
     raise _Mismatch("a whole number", value)
 
@@ -211,7 +213,13 @@ def _make_model_hook(cls: type[Any]) -> Callable[[Any, type[Any]], Any]:
     58-field job record costs about as much as parsing its JSON.
     """
     attrs.resolve_types(cls)
-    namespace: dict[str, Any] = {"_Mismatch": _Mismatch, "cls": cls, "_integer": _integer}
+    namespace: dict[str, Any] = {
+        "_Mismatch": _Mismatch,
+        "cls": cls,
+        "_integer": _integer,
+        "_new": object.__new__,
+        "_setattr": object.__setattr__,
+    }
     body = [
         "def structure(data, _):",
         "    if type(data) is not dict:",
@@ -224,7 +232,9 @@ def _make_model_hook(cls: type[Any]) -> Callable[[Any, type[Any]], Any]:
             arguments.append(f"{attribute.name}=data")
             continue
         key = attribute.metadata.get("json", camel_case(attribute.name))
-        if key is None:
+        if key is None:  # not from JSON: its default
+            namespace[f"default{index}"] = attribute.default
+            arguments.append(f"{attribute.name}=default{index}")
             continue
         kind = _optional_member(attribute.type)
         body.append(f"    v = get({key!r})")
@@ -247,7 +257,15 @@ def _make_model_hook(cls: type[Any]) -> Callable[[Any, type[Any]], Any]:
             body.append(f"            raise exc.under({key!r}) from None")
         body.append(f"    {attribute.name} = v")
         arguments.append(f"{attribute.name}={attribute.name}")
-    body.append(f"    return cls({', '.join(arguments)})")
+    if "__slots__" in cls.__dict__:
+        body.append(f"    return cls({', '.join(arguments)})")
+    else:
+        # Every attribute is set here, so the instance can skip __init__, whose one
+        # object.__setattr__ per attribute (frozen classes) costs more than all the checks.
+        items = ", ".join("{!r}: {}".format(*argument.split("=", 1)) for argument in arguments)
+        body.append("    instance = _new(cls)")
+        body.append(f"    _setattr(instance, '__dict__', {{{items}}})")
+        body.append("    return instance")
     exec(compile("\n".join(body), f"<structure {cls.__name__}>", "exec"), namespace)
     structure: Callable[[Any, type[Any]], Any] = namespace["structure"]
     return structure

@@ -3,7 +3,9 @@
 Every model is a frozen attrs class whose attributes are the snake_case of the JSON keys,
 every one optional (None when absent), as the documentation says. Each keeps the JSON object
 it was decoded from as ``.raw``, so keys the service adds later are still reachable. The one
-converter that builds them lives in ``_convert.py``.
+converter that builds them lives in ``_convert.py``. The records are not slotted: the
+converter fills an instance's ``__dict__`` in one step, several times faster than ``__init__``
+of a frozen class, which sets each of a job's 40 attributes one by one.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ class MusicType(str, Enum):
 # ---------------------------------------------------------------- accounts
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Account:
     """A configured TemPolor account. ``request_params`` holds credentials: it is kept out
     of ``repr``/``str`` (and so out of logs and tracebacks)."""
@@ -119,7 +121,7 @@ class Account:
 # ------------------------------------------------------------------- music
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Submission:
     """What a generation request returns: two jobs to follow."""
 
@@ -134,7 +136,7 @@ class Submission:
     raw: dict[str, Any] = _raw()
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class MusicMaterial:
     style: str | None = _field()
     chord: str | None = _field()
@@ -156,7 +158,7 @@ class MusicMaterial:
     raw: dict[str, Any] = _raw()
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class LtmMaterialExtend:
     lyrics_prompt: str | None = _field()
     description: str | None = _field()
@@ -173,7 +175,7 @@ class LtmMaterialExtend:
     raw: dict[str, Any] = _raw()
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class MusicJob:
     """A generation job's record (GET music/{job_id})."""
 
@@ -233,7 +235,7 @@ class MusicJob:
         return self.status == JobStatus.FAILED
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class DownloadLink:
     """A temporary URL to the file; it expires after ``remain_seconds``."""
 
@@ -242,7 +244,7 @@ class DownloadLink:
     raw: dict[str, Any] = _raw()
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class StemsSplit:
     """The result of the stems splitter: ``stems_zip_url`` is set once it is done."""
 
@@ -257,7 +259,7 @@ class StemsSplit:
 # ------------------------------------------------------------------ voices
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ArtistVoice:
     item_id: str | None = _field()
     name: str | None = _field()
@@ -273,7 +275,7 @@ class ArtistVoice:
     raw: dict[str, Any] = _raw()
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ClonedVoice:
     cloned_voice_item_id: str | None = _field()
     name: str | None = _field()
@@ -296,7 +298,7 @@ class ClonedVoice:
     raw: dict[str, Any] = _raw()
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class VoiceClone:
     """The answer to a voice upload. ``ready`` is False for the documented 202: cloning
     goes on, and the voice shows in ``voices.list_cloned()`` once it is done."""
@@ -312,7 +314,7 @@ class VoiceClone:
 # -------------------------------------------------------------------- MIDI
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class MidiFile:
     midi_item_id: str | None = _field()
     name: str | None = _field()
@@ -324,7 +326,7 @@ class MidiFile:
     raw: dict[str, Any] = _raw()
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class MidiUpload:
     """The answer to a MIDI upload; ``midi`` holds the JSON ``midiRenderVO``."""
 
@@ -336,7 +338,7 @@ class MidiUpload:
 # --------------------------------------------------------------- scheduler
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class RunningJob:
     """A job the scheduler is tracking (GET scheduler/, or a 429's ``runningJobs``)."""
 
@@ -349,7 +351,7 @@ class RunningJob:
     raw: dict[str, Any] = _raw()
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class AccountCapacity:
     user_id: str | None = _field("user_id")
     max_jobs: int | None = _field()
@@ -358,7 +360,7 @@ class AccountCapacity:
     raw: dict[str, Any] = _raw()
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Capacity:
     """GET scheduler/available: running jobs, and free slots per account."""
 

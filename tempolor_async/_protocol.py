@@ -14,6 +14,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import attrs
+import orjson
 
 from . import _convert
 from ._errors import (
@@ -89,9 +90,19 @@ def _wire(value: Any) -> Any:
 # ------------------------------------------------------------------ decoding
 
 
+def loads(content: bytes) -> Any:
+    """Parse JSON with orjson (several times faster than the standard library), falling back
+    to the standard library for what orjson refuses but JSON readers commonly accept
+    (UTF-16/32 text, NaN and Infinity). Raises ValueError or RecursionError."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return json.loads(content)
+
+
 def parse_json(content: bytes, method: str, path: str) -> Any:
     try:
-        return json.loads(content)
+        return loads(content)
     except (ValueError, RecursionError):
         raise ResponseDecodeError(
             f"response is not JSON{_glimpse(content)}", method=method, path=path, body=content
@@ -155,7 +166,7 @@ def error_for(
 ) -> APIStatusError:
     """The exception for an error status, carrying the service's own ``error`` text."""
     try:
-        payload: Any = json.loads(content) if content else None
+        payload: Any = loads(content) if content else None
     except (ValueError, RecursionError):
         payload = None
     if isinstance(payload, dict) and isinstance(payload.get("error"), str):

@@ -675,3 +675,18 @@ def test_all_is_sorted_and_complete():
     assert names == sorted(names)
     assert len(names) == len(set(names))
     assert all(hasattr(tempolor_async, name) for name in names)
+
+
+@pytest.mark.parametrize(("text", "cls"), [(MUSIC_JOB, MusicJob), (VOICE_CLONE, VoiceClone)])
+def test_a_decoded_record_is_the_same_as_one_built_by_its_init(text: str, cls: Any) -> None:
+    """The converter fills instances without calling __init__ (for speed); nothing about
+    the result may differ from a normally built instance."""
+    decoded = decode(text, cls)
+    values = {field.name: getattr(decoded, field.name) for field in attrs.fields(cls)}
+    built = cls(**values)
+    assert decoded == built
+    assert repr(decoded) == repr(built)
+    assert attrs.asdict(decoded) == attrs.asdict(built)
+    assert attrs.evolve(decoded, raw={}) == decoded  # raw takes no part in equality
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        decoded.job_id = "changed"

@@ -214,8 +214,9 @@ async def as_completed(
     deadline = math.inf if timeout is None else time.monotonic() + timeout
     delays = _protocol.poll_delays(poll_interval)
     while wait.pending:
+        tick_started = time.monotonic()
         # Scopes end before each yield: an async generator must not yield inside one.
-        with anyio.move_on_after(deadline - time.monotonic()) as scope:
+        with anyio.move_on_after(deadline - tick_started) as scope:
             finished = await wait.tick()
         if scope.cancelled_caught:
             raise wait.timeout_error(timeout or 0.0)
@@ -223,7 +224,10 @@ async def as_completed(
             yield job
         if not wait.pending:
             return
+        # Rounds start at the poll interval however long a round took (not a round's
+        # length plus the interval), so a job is seen at most about one interval late.
+        pause = next(delays) - (time.monotonic() - tick_started)
         with anyio.move_on_after(deadline - time.monotonic()) as scope:
-            await anyio.sleep(next(delays))
+            await anyio.sleep(max(0.0, pause))
         if scope.cancelled_caught:
             raise wait.timeout_error(timeout or 0.0)

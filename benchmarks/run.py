@@ -1,0 +1,823 @@
+"""``python -m benchmarks``: every benchmark, raw aiohttp against the SDK, in one run.
+
+Starts the simulator in its own process (``server.py``), runs each measured variant in a
+fresh client process (``client.py``), alternating raw and SDK round by round, and writes
+RESULTS.md and the B4 plot. See benchmarks/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .common import (
+    CLIENT_CPU,
+    PAGE_SIZE,
+    ROOT,
+    SERVER_CPU,
+    Control,
+    median,
+    pin_to_cpu,
+    rotate,
+    spread_durations,
+)
+from .report import Figure, Section, Target, machine, render, render_profile, sdk_source
+
+MIB = 1024 * 1024
+AS_COMPLETED_MAX_POLL_RATE = 200.0
+FIRST_DOWNLOAD_BYTES = MIB  # B5's untimed first download
+IMPORT_SDK = "import tempolor_async"
+IMPORT_DEPS = "import aiohttp, attrs, cattrs, anyio"
+Runs = dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    rounds: int
+    b1_requests: dict[int, int]  # concurrency -> requests measured
+    b1_warmup: int
+    b2_number: int
+    b2_repeat: int
+    b3_submissions: int  # two records each
+    b4_jobs: int
+    b4_plot_jobs: tuple[int, ...]  # extra sizes for the plot (b4_jobs comes from the rounds)
+    b4_durations: tuple[float, float]
+    b4_poll: float
+    b5_bytes: int
+    b5_repeat: int  # large downloads per process (the median is kept)
+    b6_runs: int
+
+
+FULL = Sizes(
+    rounds=5,
+    b1_requests={1: 2000, 16: 5000, 128: 5000},
+    b1_warmup=300,
+    b2_number=2000,
+    b2_repeat=7,
+    b3_submissions=500,
+    b4_jobs=1000,
+    b4_plot_jobs=(50, 200, 500),
+    b4_durations=(5.0, 20.0),
+    b4_poll=1.0,
+    b5_bytes=100 * MIB,
+    b5_repeat=3,
+    b6_runs=20,
+)
+QUICK = Sizes(
+    rounds=1,
+    b1_requests={1: 100, 16: 300, 128: 300},
+    b1_warmup=50,
+    b2_number=200,
+    b2_repeat=3,
+    b3_submissions=50,
+    b4_jobs=20,
+    b4_plot_jobs=(5, 10),
+    b4_durations=(0.5, 2.0),
+    b4_poll=0.5,
+    b5_bytes=4 * MIB,
+    b5_repeat=1,
+    b6_runs=3,
+)
+
+
+class BenchmarkError(RuntimeError):
+    pass
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def child_environment(workdir: Path) -> dict[str, str]:
+    """Bytecode cached in a private folder: an installed package has its .pyc files, and
+    PYTHONDONTWRITEBYTECODE (set on these machines) would make every process recompile the
+    SDK from source, which B6 would then count against it."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    return env
+
+
+@contextmanager
+def simulator(cpu: int | None, max_seconds: float, env: dict[str, str]) -> Iterator[Any]:
+    """The simulator process; it stops when its standard input closes (here, on exit)."""
+    command = [sys.executable, "-m", "benchmarks.server", f"--max-seconds={max_seconds}"]
+    command.append(f"--page-size={PAGE_SIZE}")
+    if cpu is not None:
+        command.append(f"--cpu={cpu}")
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        line = process.stdout.readline() if ready else ""
+        if not line:
+            raise BenchmarkError("the simulator process did not start")
+        yield json.loads(line)
+    finally:
+        process.stdin.close()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Harness:
+    """Runs client processes against the simulator and keeps what the benchmarks share."""
+
+    def __init__(
+        self, server: Any, sizes: Sizes, rounds: int, pinned: bool, workdir: Path, profile: bool
+    ) -> None:
+        self.server = server
+        self.control = Control(server["control_url"])
+        self.sizes = sizes
+        self.rounds = rounds
+        self.pinned = pinned
+        self.workdir = workdir
+        self.profile = profile
+        self.env = child_environment(workdir)
+        self.song_ids: list[str] = []
+        self.b4_ids: list[str] = []
+        self.b5_url = self.b5_first_url = ""
+
+    def seed(self, keys: set[str]) -> None:
+        """Create, once, what the selected benchmarks read: songs for B1/B3 (finished at
+        once), instrumentals for B4 (restarted with chosen durations per variant), the file
+        for B5."""
+        if keys & {"B1", "B3"}:
+            seeded = self.control(
+                "/seed", {"kind": "song", "submissions": self.sizes.b3_submissions}
+            )
+            self.song_ids = seeded["job_ids"]
+        if "B4" in keys:
+            most = max(self.sizes.b4_jobs, *self.sizes.b4_plot_jobs)
+            seeded = self.control(
+                "/seed", {"kind": "instrumental", "submissions": math.ceil(most / 2)}
+            )
+            self.b4_ids = seeded["job_ids"]
+        if "B5" in keys:
+            media = {"name": "b5-download.bin", "size": self.sizes.b5_bytes}
+            self.b5_url = self.control("/media", media)["url"]
+            media = {"name": "b5-first.bin", "size": FIRST_DOWNLOAD_BYTES}
+            self.b5_first_url = self.control("/media", media)["url"]
+
+    def client(
+        self,
+        bench: str,
+        variant: str,
+        *,
+        profile: bool = False,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """One variant in a fresh client process; returns its JSON result."""
+        self.control("/reset")
+        task = {
+            "bench": bench,
+            "variant": variant,
+            "server": self.server,
+            "cpu": CLIENT_CPU if self.pinned else None,
+            "profile": profile,
+            **params,
+        }
+        process = subprocess.run(
+            [sys.executable, "-m", "benchmarks.client"],
+            input=json.dumps(task),
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=self.env,
+            timeout=600.0 + float(params.get("timeout", 0.0)),  # B4 adds its wait limit
+        )
+        if process.returncode != 0:
+            raise BenchmarkError(f"{bench} {variant} failed:\n{process.stderr}")
+        result: dict[str, Any] = {**params, **json.loads(process.stdout)}
+        return result
+
+    def alternate(
+        self, round_index: int, bench: str, variants: Sequence[str], **params: Any
+    ) -> Runs:
+        """Each variant once, in an order that rotates with the round."""
+        return {v: self.client(bench, v, **params) for v in rotate(variants, round_index)}
+
+    def profiled(
+        self, section: Section, what: str, bench: str, variant: str, **params: Any
+    ) -> None:
+        """Where a target is missed, profile the SDK side once and attach it to the section."""
+        if not (self.profile and section.missed):
+            return
+        say(f"{section.key}: target missed; profiling {what}")
+        summary = self.client(bench, variant, profile=True, **params)["profile"]
+        section.profile = render_profile(what, summary)
+
+
+# ------------------------------------------------------------------- helpers
+
+Value = Callable[[dict[str, Any]], float]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A column of a raw-vs-SDK table: raw, SDK and their ratio, per round."""
+
+    name: str
+    value: Value
+    digits: int = 1
+
+
+def cpu_time(run: dict[str, Any]) -> float:
+    return float(run["cpu_seconds"])
+
+
+def wall_time(run: dict[str, Any]) -> float:
+    return float(run["seconds"])
+
+
+def rss_growth(run: dict[str, Any]) -> float:
+    return float(run["peak_rss_mib"] - run["rss_before_mib"])
+
+
+def ratio_text(raw: float, sdk: float) -> str:
+    return f"{sdk / raw:.2f}" if raw else "n/a"
+
+
+def per_round(runs: Sequence[Runs], value: Value, variant: str) -> list[float]:
+    return [value(round_runs[variant]) for round_runs in runs]
+
+
+def ratios(runs: Sequence[Runs], value: Value) -> list[float]:
+    """SDK / raw of one value, per round."""
+    return [value(r["sdk"]) / value(r["raw"]) for r in runs]
+
+
+def run_pairs(
+    h: Harness,
+    section: Section,
+    bench: str,
+    metrics: Sequence[Metric],
+    cases: Sequence[dict[str, Any]] = ({},),
+    case_column: str = "",
+) -> list[list[Runs]]:
+    """Raw and SDK, back to back in a rotating order, for each case in each round; fills
+    the section's per-round table. Returns the runs per case, per round."""
+    section.headers = ["round"] + ([case_column] if case_column else [])
+    for metric in metrics:
+        section.headers += [f"raw {metric.name}", f"SDK {metric.name}", "ratio"]
+    results: list[list[Runs]] = [[] for _ in cases]
+    for index in range(h.rounds):
+        for case, params in enumerate(cases):
+            runs = h.alternate(index, bench, ["raw", "sdk"], **params)
+            results[case].append(runs)
+            row = [str(index + 1)] + ([str(params[case_column])] if case_column else [])
+            for metric in metrics:
+                raw, sdk = metric.value(runs["raw"]), metric.value(runs["sdk"])
+                row += [f"{raw:,.{metric.digits}f}", f"{sdk:,.{metric.digits}f}"]
+                row.append(ratio_text(raw, sdk))
+            section.rows.append(row)
+            say(f"{section.key} round {index + 1}/{h.rounds}: " + " | ".join(row[1:]))
+    return results
+
+
+def add_absolute(section: Section, runs: Sequence[Runs], metric: Metric, suffix: str = "") -> None:
+    """The median of a metric for each side, as figures without a target."""
+    for variant, name in (("raw", "raw"), ("sdk", "SDK")):
+        values = per_round(runs, metric.value, variant)
+        section.add(Figure(f"{name} {metric.name}{suffix}", values, "", digits=metric.digits))
+
+
+# ---------------------------------------------------------------- benchmarks
+
+
+def bench_b1(h: Harness) -> Section:
+    section = Section("B1", "`client.music.get(job_id)` against raw aiohttp GET + `json.loads`")
+    levels = h.sizes.b1_requests
+    cases: list[dict[str, Any]] = [
+        {
+            "concurrency": concurrency,
+            "requests": total,
+            "warmup": max(h.sizes.b1_warmup, 2 * concurrency),
+            "job_id": h.song_ids[0],
+        }
+        for concurrency, total in levels.items()
+    ]
+    throughput = Metric("req/s", lambda r: r["requests"] / wall_time(r), 0)
+    cpu = Metric("CPU µs/req", lambda r: cpu_time(r) / r["requests"] * 1e6)
+    results = run_pairs(h, section, "b1", [throughput, cpu], cases, "concurrency")
+    missed = []
+    for case, runs in zip(cases, results, strict=True):
+        level = case["concurrency"]
+        target = Target(">=", 0.95) if level >= 16 else None
+        label = f"throughput SDK/raw, concurrency {level}"
+        if section.add(Figure(label, ratios(runs, throughput.value), target=target)).met is False:
+            missed.append(case)
+        label = f"client CPU per request SDK/raw, concurrency {level}"
+        section.add(Figure(label, ratios(runs, cpu.value)))
+    for case, runs in zip(cases, results, strict=True):
+        add_absolute(section, runs, throughput, f", concurrency {case['concurrency']}")
+    section.notes.append(
+        f"Requests timed per run (concurrency: requests): {levels}, after an untimed warm-up "
+        "that opens the connections. Both sides use aiohttp's default connector (at most 100 "
+        "connections), so concurrency 128 queues in the connector on both. CPU is the client "
+        "process's user + system time over the timed part."
+    )
+    if missed:
+        level = missed[0]["concurrency"]
+        h.profiled(section, f"the SDK side at concurrency {level}", "b1", "sdk", **missed[0])
+    return section
+
+
+def bench_b2(h: Harness) -> Section:
+    section = Section(
+        "B2",
+        "decoding the documented 58-field job record into `MusicJob` against `json.loads`",
+    )
+    section.headers = ["round", "json.loads µs", "decode µs", "ratio"]
+    sizes: dict[str, Any] = {"number": h.sizes.b2_number, "repeat": h.sizes.b2_repeat}
+    runs = []
+    for index in range(h.rounds):
+        run = h.client("b2", "both", **sizes)
+        runs.append(run)
+        section.rows.append(
+            [
+                str(index + 1),
+                f"{run['loads_us']:.2f}",
+                f"{run['decode_us']:.2f}",
+                ratio_text(run["loads_us"], run["decode_us"]),
+            ]
+        )
+        say(f"B2 round {index + 1}/{h.rounds}: " + " | ".join(section.rows[-1][1:]))
+    section.add(
+        Figure(
+            "decode time / json.loads time",
+            [r["decode_us"] / r["loads_us"] for r in runs],
+            target=Target("<=", 1.8),
+        )
+    )
+    section.add(Figure("json.loads", [r["loads_us"] for r in runs], "µs"))
+    section.add(Figure("decode (parse + structuring)", [r["decode_us"] for r in runs], "µs"))
+    section.notes.append(
+        '`tempolor_async._protocol.decode(content, MusicJob, "GET", path)` parses the bytes '
+        "itself (with whatever parser the SDK uses), so the ratio is (parse + structure) / "
+        "`json.loads`. The record is "
+        "the documentation's example response (benchmarks/job_record.json). Timed in one fresh "
+        f"process per round with `timeit`: {sizes['number']} calls per timing, "
+        f"{sizes['repeat']} timings per side alternating, best timing kept."
+    )
+    number = 20 * sizes["number"]
+    h.profiled(section, f"{number} decodes", "b2", "sdk", number=number, repeat=1)
+    return section
+
+
+def bench_b3(h: Harness) -> Section:
+    records = len(h.song_ids)
+    pages = math.ceil(records / PAGE_SIZE)
+    section = Section(
+        "B3",
+        f"walking {records} records over {pages} pages with `client.music.list()` "
+        "against a raw cursor loop",
+    )
+    walk = Metric("s", wall_time, 3)
+    cpu = Metric("CPU s", cpu_time, 3)
+    (runs,) = run_pairs(h, section, "b3", [walk, cpu], [{"records": records}])
+    section.add(Figure("walk time SDK/raw", ratios(runs, walk.value), target=Target("<=", 1.5)))
+    section.add(Figure("client CPU SDK/raw", ratios(runs, cpu.value)))
+    add_absolute(section, runs, walk, " per walk")
+    add_absolute(section, runs, cpu, " per walk")
+    section.notes.append(
+        "The simulator renders every record of the account for each page it serves, so most "
+        "of the wall time is the server's, the same for both sides; the client CPU ratio shows "
+        "the SDK's own cost (decoding 20 records into models per page)."
+    )
+    h.profiled(section, "the SDK walk", "b3", "sdk", records=records)
+    return section
+
+
+B4_VARIANTS = {
+    "raw-pollers": "raw pollers",
+    "await_job": "await_job tasks",
+    "as_completed": "as_completed",
+}
+
+
+def b4_params(h: Harness, jobs: int) -> dict[str, Any]:
+    low, high = h.sizes.b4_durations
+    return {
+        "job_ids": h.b4_ids[:jobs],
+        "durations": spread_durations(jobs, low, high),
+        "poll_interval": h.sizes.b4_poll,
+        "timeout": high + 60.0,
+        "client_options": {"max_poll_rate": AS_COMPLETED_MAX_POLL_RATE},
+    }
+
+
+def bench_b4(h: Harness, out_dir: Path) -> Section:
+    jobs = h.sizes.b4_jobs
+    low, high = h.sizes.b4_durations
+    poll = h.sizes.b4_poll
+    section = Section(
+        "B4", f"waiting for {jobs} jobs: raw per-job pollers, `await_job` tasks, `as_completed`"
+    )
+    section.headers = [
+        "round", "variant", "requests", "per job", "CPU s", "peak RSS MiB",
+        "RSS before wait MiB", "latency p50 s", "p95 s", "max s", "scheduler/ ticks",
+        "tick interval s",
+    ]  # fmt: skip
+    params = b4_params(h, jobs)
+    runs: list[Runs] = []
+    for index in range(h.rounds):
+        round_runs = h.alternate(index, "b4", list(B4_VARIANTS), **params)
+        runs.append(round_runs)
+        for variant, run in round_runs.items():
+            section.rows.append(
+                [str(index + 1), B4_VARIANTS[variant], str(run["requests"])]
+                + [f"{run[key]:.2f}" for key in ("requests_per_job", "cpu_seconds")]
+                + [f"{run[key]:.1f}" for key in ("peak_rss_mib", "rss_before_mib")]
+                + [f"{run[key]:.2f}" for key in ("latency_p50", "latency_p95", "latency_max")]
+                + [str(run["ticks"]), f"{run['tick_interval_p50']:.2f}" if run["ticks"] > 1 else ""]
+            )
+            say(f"B4 round {index + 1}/{h.rounds}: " + " | ".join(section.rows[-1][1:]))
+    latency_target = Target("<=", poll + 0.5)
+    for variant, name in B4_VARIANTS.items():
+        target = Target("<=", 1.5) if variant == "as_completed" else None
+        section.add(
+            Figure(
+                f"{name}: requests per job",
+                per_round(runs, lambda r: r["requests_per_job"], variant),
+                "",
+                target,
+            )
+        )
+    latency_p95: dict[str, Figure] = {}
+    for variant, name in B4_VARIANTS.items():
+        target = None if variant == "raw-pollers" else latency_target
+        latency_p95[variant] = section.add(
+            Figure(
+                f"{name}: detection latency p95",
+                per_round(runs, lambda r: r["latency_p95"], variant),
+                "s",
+                target,
+            )
+        )
+        section.add(
+            Figure(
+                f"{name}: detection latency p50",
+                per_round(runs, lambda r: r["latency_p50"], variant),
+                "s",
+            )
+        )
+    for variant, name in B4_VARIANTS.items():
+        section.add(
+            Figure(
+                f"{name}: peak RSS",
+                per_round(runs, lambda r: r["peak_rss_mib"], variant),
+                "MiB",
+                digits=1,
+            )
+        )
+        if variant != "raw-pollers":
+            excess = [r[variant]["peak_rss_mib"] - r["raw-pollers"]["peak_rss_mib"] for r in runs]
+            section.add(
+                Figure(
+                    f"{name}: peak RSS minus raw pollers'",
+                    excess,
+                    "MiB",
+                    Target("<=", 10.0),
+                    digits=1,
+                )
+            )
+    for variant, name in B4_VARIANTS.items():
+        section.add(Figure(f"{name}: client CPU", per_round(runs, cpu_time, variant), "s"))
+    section.notes += [
+        f"{jobs} jobs ({math.ceil(jobs / 2)} instrumental submissions), restarted on the server "
+        f"for each variant with the same durations, spread evenly over {low:g}-{high:g} s in a "
+        f"fixed shuffled order; poll interval {poll:g} s fixed in all three variants. The SDK "
+        f"clients are made with `max_poll_rate={AS_COMPLETED_MAX_POLL_RATE:g}` (default 20), "
+        f"enough for the completion rate here (about {jobs / (high - low):.0f} jobs/s); the "
+        "option only affects `as_completed`.",
+        "Requests are counted on the server side: the number the simulator recorded between "
+        "the restart of the jobs and the end of the wait, read over the simulator process's "
+        "control port (whose own requests it does not record). This counts what the service "
+        "sees, including any retry, with no hook into either client.",
+        "Detection latency, per job: the client's `time.monotonic()` when it saw the job final "
+        "(the poller's response, `await_job` returning, `as_completed` yielding) minus the "
+        "moment it became final on the server (its restart time plus its duration, on the "
+        "same system-wide monotonic clock). Ticks: the `GET scheduler/` requests the server "
+        "received, and the median time between them.",
+        "Peak RSS: the client process's own high-water mark (VmHWM), imports included. Not "
+        "`ru_maxrss`: on Linux a child's `ru_maxrss` starts at its parent's RSS at spawn time "
+        "(the kernel carries the replaced address space's peak over at exec), so every variant "
+        "would report at least the orchestrator's size.",
+    ]
+    plot_b4(h, runs, out_dir / "b4_requests.png", section)
+    if latency_p95["as_completed"].met is False:
+        section.notes.append(shared_loop_timing([r["as_completed"] for r in runs], poll))
+    missed_variants = [
+        v
+        for v, name in B4_VARIANTS.items()
+        if any(f.met is False and f.label.startswith(name + ":") for f in section.figures)
+    ]
+    if missed_variants:
+        variant = missed_variants[-1]
+        h.profiled(section, f"the {B4_VARIANTS[variant]} client", "b4", variant, **params)
+    return section
+
+
+def shared_loop_timing(runs: Sequence[dict[str, Any]], poll: float) -> str:
+    """Where the shared loop's detection time goes, from what the server saw (medians)."""
+    interval = median([r["tick_interval_p50"] for r in runs])
+    fetches = median([(r["requests"] - r["ticks"]) / max(r["ticks"], 1) for r in runs])
+    spacing = fetches / AS_COMPLETED_MAX_POLL_RATE
+    return (
+        f"`as_completed` timing, as the server saw it: a `GET scheduler/` tick every "
+        f"{interval:.2f} s (median) for a poll interval of {poll:g} s, so each tick itself "
+        f"lasted about {interval - poll:.2f} s; {fetches:.0f} record fetches per tick on "
+        f"average, which `max_poll_rate={AS_COMPLETED_MAX_POLL_RATE:g}` spaces over at least "
+        f"{spacing:.2f} s. A job that becomes final waits for the next tick to start (up to "
+        f"one tick interval) and for its record's fetch within that tick."
+    )
+
+
+def plot_b4(h: Harness, runs: Sequence[Runs], path: Path, section: Section) -> None:
+    """Requests against the number of jobs, per-job loops against the shared loop: extra
+    sizes measured once each, the full size from the rounds (median)."""
+    from .plot import plot_requests
+
+    lines = {
+        "await_job": "per-job loops (await_job tasks)",
+        "as_completed": "shared loop (as_completed)",
+    }
+    points: dict[str, dict[int, float]] = {label: {} for label in lines.values()}
+    for variant, label in lines.items():
+        points[label][h.sizes.b4_jobs] = median(per_round(runs, lambda r: r["requests"], variant))
+    for index, jobs in enumerate(h.sizes.b4_plot_jobs):
+        params = b4_params(h, jobs)
+        for variant, run in h.alternate(index, "b4", list(lines), **params).items():
+            points[lines[variant]][jobs] = run["requests"]
+            say(f"B4 plot: {jobs} jobs, {variant}: {run['requests']} requests")
+    low, high = h.sizes.b4_durations
+    plot_requests(
+        points, path, subtitle=f"durations {low:g}-{high:g} s, poll interval {h.sizes.b4_poll:g} s"
+    )
+    sizes = sorted(next(iter(points.values())))
+    section.notes.append(
+        f"![B4: requests against number of jobs]({path.name})\n\n"
+        f"Requests against jobs (the plot above, {path.name}; the largest size is the median "
+        "of the rounds, the others one run each):\n\n"
+        + "\n".join(
+            [
+                "| jobs | " + " | ".join(points) + " |",
+                "|---|" + "---|" * len(points),
+                *(
+                    f"| {n} | "
+                    + " | ".join(f"{series[n]:,.0f}" for series in points.values())
+                    + " |"
+                    for n in sizes
+                ),
+            ]
+        )
+    )
+
+
+def bench_b5(h: Harness) -> Section:
+    size = h.sizes.b5_bytes
+    section = Section(
+        "B5",
+        f"`client.download_file(url, dest)` of a {size / MIB:g} MiB file "
+        "against raw aiohttp streaming to disk",
+    )
+    speed = Metric("MiB/s", lambda r: size / MIB / wall_time(r))
+    growth = Metric("peak RSS growth MiB", rss_growth)
+    first = Metric("first download ms", lambda r: r["first_seconds"] * 1000)
+    task = {
+        "url": h.b5_url,
+        "first_url": h.b5_first_url,
+        "size": size,
+        "repeat": h.sizes.b5_repeat,
+        "dest": str(h.workdir / "download.bin"),
+    }
+    (runs,) = run_pairs(h, section, "b5", [speed, growth, first], [task])
+    section.add(Figure("throughput SDK/raw", ratios(runs, speed.value), target=Target(">=", 0.95)))
+    section.add(
+        Figure(
+            "SDK peak RSS growth during the download",
+            per_round(runs, rss_growth, "sdk"),
+            "MiB",
+            Target("<=", 16.0),
+            digits=1,
+        )
+    )
+    section.add(
+        Figure(
+            "raw peak RSS growth during the download",
+            per_round(runs, rss_growth, "raw"),
+            "MiB",
+            digits=1,
+        )
+    )
+    add_absolute(section, runs, speed)
+    add_absolute(section, runs, first, f" ({FIRST_DOWNLOAD_BYTES // MIB} MiB file, cold)")
+    section.notes.append(
+        "The file is pseudo-random bytes served from memory by the simulator process; both "
+        "sides write it to the same folder on local disk (the page cache absorbs most of it). "
+        f"Each process first downloads a {FIRST_DOWNLOAD_BYTES // MIB} MiB file the same way, "
+        "kept out of the throughput: it opens the connection and pays one-time costs (the SDK "
+        'loads anyio\'s asyncio backend on first use); its time is the "first download" '
+        f"figure. Then it downloads the large file {h.sizes.b5_repeat} time(s); the throughput "
+        "is from the median. RSS growth: the process's peak RSS during the large downloads "
+        "(its high-water mark reset just before, through /proc/self/clear_refs) minus its "
+        "RSS just before."
+    )
+    h.profiled(section, "the SDK download", "b5", "sdk", **task)
+    return section
+
+
+def time_imports(h: Harness, round_index: int) -> dict[str, list[float]]:
+    """Wall time of ``python -c CODE`` for both imports, alternating run by run."""
+    times: dict[str, list[float]] = {IMPORT_SDK: [], IMPORT_DEPS: []}
+    for index in range(h.sizes.b6_runs):
+        for code in rotate(list(times), round_index + index):
+            start = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-c", code], check=True, cwd=ROOT, env=h.env, timeout=60
+            )
+            times[code].append(time.perf_counter() - start)
+    return times
+
+
+def import_profile(h: Harness) -> str:
+    """What ``import tempolor_async`` loads beyond its dependencies, by ``-X importtime``."""
+
+    def self_times(code: str) -> dict[str, int]:
+        stderr = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", code],
+            capture_output=True, text=True, check=True, cwd=ROOT, env=h.env, timeout=60,
+        ).stderr  # fmt: skip
+        found = {}
+        for line in stderr.splitlines():
+            parts = line.split("|")
+            if (
+                len(parts) == 3
+                and parts[0].startswith("import time:")
+                and parts[1].strip().isdigit()
+            ):
+                found[parts[2].strip()] = int(parts[0].split(":")[1])
+        return found
+
+    sdk, deps = self_times(IMPORT_SDK), self_times(IMPORT_DEPS)
+    extra = sorted(((us, name) for name, us in sdk.items() if name not in deps), reverse=True)
+    lines = [
+        f"Modules `import tempolor_async` loads beyond its dependencies' own: {len(extra)}, "
+        f"{sum(us for us, _ in extra) / 1000:.1f} ms of self time in all "
+        "(`-X importtime`, one run). Top by self time:",
+        "",
+        "```",
+        *(f"{us / 1000:8.2f} ms  {name}" for us, name in extra[:15]),
+        "```",
+    ]
+    return "\n".join(lines)
+
+
+def bench_b6(h: Harness) -> Section:
+    section = Section(
+        "B6",
+        f'`python -c "{IMPORT_SDK}"` against `python -c "{IMPORT_DEPS}"`',
+    )
+    section.headers = ["round", "dependencies ms", "tempolor_async ms", "ratio"]
+    medians: list[dict[str, float]] = []
+    for code in (IMPORT_SDK, IMPORT_DEPS):  # untimed: fills the bytecode cache for both
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=h.env, timeout=60)
+    for index in range(h.rounds):
+        times = time_imports(h, index)
+        medians.append({code: median(values) * 1000 for code, values in times.items()})
+        deps, sdk = medians[-1][IMPORT_DEPS], medians[-1][IMPORT_SDK]
+        section.rows.append([str(index + 1), f"{deps:.1f}", f"{sdk:.1f}", ratio_text(deps, sdk)])
+        say(f"B6 round {index + 1}/{h.rounds}: " + " | ".join(section.rows[-1][1:]))
+    section.add(
+        Figure(
+            "wall time ratio",
+            [m[IMPORT_SDK] / m[IMPORT_DEPS] for m in medians],
+            target=Target("<=", 1.2),
+        )
+    )
+    section.add(Figure("`import tempolor_async`", [m[IMPORT_SDK] for m in medians], "ms", digits=1))
+    section.add(
+        Figure(
+            "`import aiohttp, attrs, cattrs, anyio`",
+            [m[IMPORT_DEPS] for m in medians],
+            "ms",
+            digits=1,
+        )
+    )
+    section.add(
+        Figure("difference", [m[IMPORT_SDK] - m[IMPORT_DEPS] for m in medians], "ms", digits=1)
+    )
+    section.notes.append(
+        f"Each round: {h.sizes.b6_runs} runs of each command, alternating, the median of each; "
+        "the times include starting the interpreter. Bytecode is cached for both (as it is "
+        "for an installed package), in a private PYTHONPYCACHEPREFIX folder warmed by one "
+        "untimed run of each."
+    )
+    if h.profile and section.missed:
+        section.profile = import_profile(h)
+    return section
+
+
+# ----------------------------------------------------------------------- main
+
+
+def uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument(
+        "--rounds", type=int, help="rounds of each benchmark (default 5; 1 with --quick)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run for CI: tiny sizes, no claims; writes to a temporary folder unless --out",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="where to write RESULTS.md (the plot goes beside it)"
+    )
+    parser.add_argument("--only", help="a comma-separated subset, e.g. B1,B4")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    parser.add_argument("--no-profile", action="store_true", help="do not profile missed targets")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    rounds = args.rounds or sizes.rounds
+    keys = [key.strip().upper() for key in (args.only or "B1,B2,B3,B4,B5,B6").split(",")]
+    unknown = set(keys) - {"B1", "B2", "B3", "B4", "B5", "B6"}
+    if unknown or rounds < 1:
+        say(
+            f"error: unknown benchmark {sorted(unknown)}"
+            if unknown
+            else "error: --rounds must be 1 or more"
+        )
+        return 2
+    if args.out is not None:
+        out = args.out
+    elif args.quick:
+        out = Path(tempfile.mkdtemp(prefix="tempolor-bench-")) / "RESULTS.md"
+    else:
+        out = ROOT / "benchmarks" / "RESULTS.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    pinned = not args.no_pin and {CLIENT_CPU, SERVER_CPU} <= usable and pin_to_cpu(CLIENT_CPU)
+    load_before = uptime()
+    source = sdk_source()
+    started = time.monotonic()
+    mode = " (quick)" if args.quick else ""
+    say(f"benchmarks: {', '.join(keys)}, {rounds} round(s){mode}; {load_before}")
+    with tempfile.TemporaryDirectory(prefix="tempolor-bench-work-") as work:
+        workdir = Path(work)
+        env = child_environment(workdir)
+        lifetime = 600.0 if args.quick else 4 * 3600.0
+        with simulator(SERVER_CPU if pinned else None, lifetime, env) as server:
+            h = Harness(
+                server, sizes, rounds, pinned, workdir, profile=not (args.quick or args.no_profile)
+            )
+            h.seed(set(keys))
+            runners: dict[str, Callable[[], Section]] = {
+                "B1": lambda: bench_b1(h),
+                "B2": lambda: bench_b2(h),
+                "B3": lambda: bench_b3(h),
+                "B4": lambda: bench_b4(h, out.parent),
+                "B5": lambda: bench_b5(h),
+                "B6": lambda: bench_b6(h),
+            }
+            sections = [runners[key]() for key in keys]
+    elapsed = time.monotonic() - started
+    header = machine(pinned, load_before, uptime(), source)
+    header.append(f"- Rounds: {rounds}; whole run: {elapsed:.0f} s")
+    command = " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])])
+    out.write_text(render(sections, header, smoke=args.quick, command=command))
+    for section in sections:
+        for figure in section.figures:
+            if figure.target is not None:
+                state = "met" if figure.met else "MISSED"
+                say(f"{section.key} {figure.label}: {figure.format(figure.median)} ({state})")
+    say(f"wrote {out} in {elapsed:.0f} s")
+    return 0

@@ -195,14 +195,19 @@ class TempolorClient:
         *,
         on_progress: ProgressCallback | None = None,
     ) -> Path:
-        """Download any result URL (e.g. ``StemsSplit.stems_zip_url``) into ``dest``, a file
-        path or a folder (then named after the URL's last path segment). No token is sent."""
+        """Download any result URL (e.g. ``StemsSplit.stems_zip_url``) into ``dest`` and
+        return the path written. No token is sent.
+
+        ``dest`` is a file path, or a folder: an existing one, or a path ending with a
+        separator (created if missing); in a folder the file is named after the URL's last
+        path segment.
+        """
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValidationError("url", "must be an absolute http(s) URL")
-        _files.check_destination(dest)
         name = unquote(parts.path.rstrip("/").rpartition("/")[2])
-        return await _files.download(self._http, url, dest, name, on_progress)
+        target = _files.check_destination(dest, name)
+        return await _files.download(self._http, url, target, name, on_progress)
 
 
 def _check_wait_options(timeout: float | None, poll_interval: float | None) -> None:

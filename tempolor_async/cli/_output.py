@@ -1,5 +1,6 @@
 """How the command prints: rich tables and live progress on a terminal, plain tab-separated
-text when piped, JSON with ``--json``. Errors go to stderr as one line."""
+text when piped (a header line first when there are several columns), JSON with ``--json``.
+Errors go to stderr as one line."""
 
 from __future__ import annotations
 
@@ -37,8 +38,11 @@ class Output:
                 table.add_row(*(_cell(value) for value in row))
             self.console.print(table)
             return
-        for row in rows:
-            sys.stdout.write("\t".join(_cell(value) for value in row) + "\n")
+        # Piped: a header line names the columns (several numbers side by side are
+        # otherwise anonymous); a single column of ids stays bare, for xargs and friends.
+        lines = [columns] if len(columns) > 1 else []
+        lines += rows
+        sys.stdout.write("".join("\t".join(map(_cell, line)) + "\n" for line in lines))
 
     def fields(self, pairs: Sequence[tuple[str, Any]]) -> None:
         """A record as aligned ``name: value`` lines."""

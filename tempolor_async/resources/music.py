@@ -162,18 +162,23 @@ class Music(Resource):
         file_format: FileFormat | str = FileFormat.MP3,
         on_progress: ProgressCallback | None = None,
     ) -> Path:
-        """Download a finished job into ``dest`` (a file path, or a folder: then the file is
-        ``<itemId>.mp3|.wav|.zip``). Written atomically; returns the path."""
+        """Download a finished job into ``dest`` and return the path written.
+
+        ``dest`` is a file path, or a folder: an existing one, or a path ending with a
+        separator (created if missing); in a folder the file is ``<itemId>.mp3|.wav|.zip``.
+        The file is written atomically. Asks for the link with :meth:`download_url`
+        (https://useapi.net/docs/api-tempolor-v1/get-tempolor-music-download-job_id).
+        """
         job_id = _validation.path_id("job_id", job_id)
         fmt = _validation.file_format(file_format)
-        _files.check_destination(dest)
+        name = f"{_files.safe_name(_protocol.item_id_of(job_id))}.{fmt.extension}"
+        target = _files.check_destination(dest, name)
         link = await self._download_link(job_id, fmt)
         if not link.url:
             raise ResponseDecodeError(
                 "the download link has no url", path=f"/music/download/{job_id}"
             )
-        name = f"{_files.safe_name(_protocol.item_id_of(job_id))}.{fmt.extension}"
-        return await _files.download(self._client._http, link.url, dest, name, on_progress)
+        return await _files.download(self._client._http, link.url, target, name, on_progress)
 
     async def split_stems(
         self,

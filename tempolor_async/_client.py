@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiohttp
 
-from . import _files, _polling, _validation
+from . import _files, _polling, _protocol, _validation
 from ._errors import ConfigurationError, JobFailedError, ValidationError
 from ._files import ProgressCallback
 from ._http import HttpSession
@@ -202,10 +202,10 @@ class TempolorClient:
         separator (created if missing); in a folder the file is named after the URL's last
         path segment.
         """
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValidationError("url", "must be an absolute http(s) URL")
-        name = unquote(parts.path.rstrip("/").rpartition("/")[2])
+        problem = _protocol.media_url_problem(url)
+        if problem is not None:
+            raise ValidationError("url", problem)
+        name = unquote(urlsplit(url).path.rstrip("/").rpartition("/")[2])
         target = _files.check_destination(dest, name)
         return await _files.download(self._http, url, target, name, on_progress)
 

@@ -174,10 +174,14 @@ class Music(Resource):
         name = f"{_files.safe_name(_protocol.item_id_of(job_id))}.{fmt.extension}"
         target = _files.check_destination(dest, name)
         link = await self._download_link(job_id, fmt)
-        if not link.url:
+        problem = _protocol.media_url_problem(link.url) if link.url else "is missing"
+        if problem is not None:
             raise ResponseDecodeError(
-                "the download link has no url", path=f"/music/download/{job_id}"
+                f"the download link's url {problem}",
+                method="GET",
+                path=f"/music/download/{job_id}",
             )
+        assert link.url is not None
         return await _files.download(self._client._http, link.url, target, name, on_progress)
 
     async def split_stems(

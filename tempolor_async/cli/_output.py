@@ -13,7 +13,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
+from .._errors import redact
 from .._models import MusicJob
 
 
@@ -29,13 +31,14 @@ class Output:
         return self.console.is_terminal and not self.as_json
 
     def json(self, value: Any) -> None:
-        sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+        text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        sys.stdout.write(redact(text) + "\n")
 
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> None:
         if self.live:
             table = Table(*columns, title=title or None)
             for row in rows:
-                table.add_row(*(_cell(value) for value in row))
+                table.add_row(*(Text(_cell(value)) for value in row))  # no markup: data
             self.console.print(table)
             return
         # Piped: a header line names the columns (several numbers side by side are
@@ -52,8 +55,9 @@ class Output:
                 self.print(f"{name.ljust(width)}  {_cell(value)}")
 
     def print(self, text: str) -> None:
+        text = redact(text)
         if self.live:
-            self.console.print(text)
+            self.console.print(text, markup=False)
         else:
             sys.stdout.write(text + "\n")
 
@@ -63,7 +67,7 @@ class Output:
             self.console.print(text, style="dim")
 
     def error(self, text: str) -> None:
-        self.errors.print(f"error: {text}", style="bold red", markup=False, soft_wrap=True)
+        self.errors.print(f"error: {redact(text)}", style="bold red", markup=False, soft_wrap=True)
 
     @contextmanager
     def job_progress(self, labels: dict[str, str]) -> Iterator[JobProgress]:
@@ -103,13 +107,14 @@ class JobProgress:
 
 
 def _cell(value: Any) -> str:
+    """A value as table text; a token a server echoed into a record is hidden here too."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
         return ", ".join(_cell(item) for item in value)
-    return str(value)
+    return redact(str(value))
 
 
 def human_size(size: int) -> str:

@@ -40,11 +40,12 @@ class NoizClient(BaseClient):
         max_retries: int = 2,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        key = credential(api_key, parameter="api_key", env="NOIZ_API_KEY", what="Noiz API key")
-        self._service = NoizService(key)
+        self._service = NoizService(
+            credential(api_key, parameter="api_key", env="NOIZ_API_KEY", what="Noiz API key")
+        )
         self._open(
             self._service,
-            token=key,
+            token=self._service.key,
             base_url=base_url or os.environ.get("NOIZ_BASE_URL") or DEFAULT_BASE_URL,
             timeout=timeout,
             upload_timeout=upload_timeout,

@@ -25,14 +25,6 @@ class VoiceType(str, Enum):
     BUILT_IN = "built-in"
 
 
-class OutputFormat(str, Enum):
-    """The audio formats text-to-speech answers with."""
-
-    WAV = "wav"
-    MP3 = "mp3"
-    OPUS = "opus"
-
-
 @attrs.frozen(slots=False)
 class Voice:
     """A voice: GET /voices and GET /voices/{voice_id}."""
@@ -89,6 +81,14 @@ class VoicePage:
     voices: list[Voice] | None = _field()
     total_count: int | None = _field()
     raw: dict[str, Any] = _raw()
+
+
+class OutputFormat(str, Enum):
+    """The audio formats text-to-speech answers with."""
+
+    WAV = "wav"
+    MP3 = "mp3"
+    OPUS = "opus"
 
 
 @attrs.frozen

@@ -21,6 +21,7 @@ class NoizService(Service):
     """Noiz's conventions, for one key (which it keeps out of every error text)."""
 
     def __init__(self, key: str) -> None:
+        self.key = key
         self._key = key.encode()
 
     def authorization(self, token: str) -> str:

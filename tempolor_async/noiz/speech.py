@@ -50,7 +50,6 @@ class SpeechResource(NoizResource):
         if (voice_id is None) == (reference_audio is None):
             raise ValidationError("voice_id", "give exactly one of voice_id and reference_audio")
         fmt = _validation.choice("output_format", output_format, OutputFormat)
-        enhance = flag("similarity_enhance", similarity_enhance)
         fields = {
             "text": text,
             "voice_id": _validation.optional_id("voice_id", voice_id),
@@ -58,7 +57,7 @@ class SpeechResource(NoizResource):
             "speed": str(_positive("speed", speed)),
             "emo": _emotion(emotion),
             "target_lang": _validation.text("target_language", target_language),
-            "similarity_enh": "true" if enhance == "true" else None,
+            "similarity_enh": flag("similarity_enhance", similarity_enhance),
             "duration": None if duration is None else str(_duration(duration)),
         }
         upload = None

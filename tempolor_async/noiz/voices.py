@@ -33,13 +33,11 @@ def audio_upload(parameter: str, source: UploadSource, content_type: str | None)
     )
 
 
-def flag(name: str, value: bool | None) -> str | None:
-    """A boolean form field, as the service's own scripts send it."""
-    if value is None:
-        return None
+def flag(name: str, value: bool) -> str | None:
+    """A boolean form field as the service's own scripts send it: ``true``, or left out."""
     if not isinstance(value, bool):
         raise ValidationError(name, f"must be True or False (got {value!r})")
-    return "true" if value else "false"
+    return "true" if value else None
 
 
 class Voices(NoizResource):
@@ -77,14 +75,15 @@ class Voices(NoizResource):
         *,
         url: str | None = None,
         display_name: str | None = None,
-        denoise: bool | None = None,
+        denoise: bool = False,
         language: str | None = None,
         content_type: str | None = None,
     ) -> VoiceClone:
         """Make a voice from a sample: ``file`` (bytes, a path streamed from disk, or a
         binary file object; WAV, MP3 or M4A) or ``url`` (an http(s) address the service
-        fetches), exactly one. Sent once: a clone may cost credits, so it is retried only
-        when nothing reached the service. Noiz API: POST /voices (https://noiz.ai)"""
+        fetches), exactly one; ``denoise`` asks for noise reduction first. Sent once: a
+        clone may cost credits, so it is retried only when nothing reached the service.
+        Noiz API: POST /voices (https://noiz.ai)"""
         if (file is None) == (url is None):
             raise ValidationError("file", "give exactly one of file and url")
         fields = {

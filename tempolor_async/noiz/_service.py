@@ -15,6 +15,8 @@ from .._errors import APIStatusError, ResponseDecodeError
 from .._protocol import Service, loads, parse_json
 
 REDACTED = "[redacted]"
+# How a success envelope starts when the service writes ``code`` first, as it does.
+_SUCCESS_PREFIXES = (b'{"code":0,', b'{"code": 0,')
 
 
 class NoizService(Service):
@@ -30,7 +32,9 @@ class NoizService(Service):
     def status_of(self, status: int, content: bytes) -> int:
         """A 2xx whose envelope has a ``code`` other than 0 stands for that code when it is an
         HTTP error status (401, 402, 404, 429, 5xx...), else for 400: the service refused."""
-        if not 200 <= status < 300 or content.lstrip()[:1] != b"{":
+        if not 200 <= status < 300 or content.startswith(_SUCCESS_PREFIXES):
+            return status  # the common case, told without parsing the body twice
+        if content.lstrip()[:1] != b"{":
             return status
         code = _envelope_code(content)
         if code is None or code == 0:

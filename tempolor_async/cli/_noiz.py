@@ -35,17 +35,18 @@ def add_parser(command: Command) -> None:
     source = clone.add_mutually_exclusive_group(required=True)
     source.add_argument("file", nargs="?", help="the voice sample")
     source.add_argument("--url", help="an http(s) URL of the sample, fetched by Noiz")
-    clone.add_argument("--name", help="display name")
+    clone.add_argument("--name", dest="display_name", help="display name")
     clone.add_argument("--denoise", action="store_true", help="remove noise first")
     clone.add_argument("--language", help='language of the sample, e.g. "en"')
     command("delete", cmd_noiz, "delete a cloned voice", actions).add_argument("id")
     speak = command("speak", cmd_noiz, "speak text with a voice, into an audio file", groups)
     speak.add_argument("text")
     voice = speak.add_mutually_exclusive_group(required=True)
-    voice.add_argument("--voice", metavar="ID", help="a voice id")
-    voice.add_argument("--reference", metavar="FILE", help="a sample to imitate")
+    voice.add_argument("--voice", dest="voice_id", metavar="ID", help="a voice id")
+    voice.add_argument("--reference", dest="reference_audio", metavar="FILE", help="a sample")
     speak.add_argument("--out", required=True, metavar="FILE", help="where to write the audio")
-    speak.add_argument("--format", default="wav", choices=[f.value for f in OutputFormat])
+    formats = [f.value for f in OutputFormat]
+    speak.add_argument("--format", dest="output_format", default="wav", choices=formats)
     speak.add_argument("--speed", type=float, default=1.0)
     for parser in (noiz, voices, speak, *actions.choices.values()):
         parser.add_argument("--noiz-key", default=argparse.SUPPRESS, help="(default: NOIZ_API_KEY)")
@@ -62,6 +63,8 @@ def _client(args: argparse.Namespace) -> NoizClient:
 
 
 async def cmd_noiz(args: argparse.Namespace, out: Output) -> int:
+    from . import _listing as _show  # the package imports this module first
+
     async with _client(args) as noiz:
         if args.noiz_command == "speak":
             return await _speak(noiz, args, out)
@@ -81,13 +84,8 @@ async def cmd_noiz(args: argparse.Namespace, out: Output) -> int:
             )
         if args.action == "clone":
             with _busy(out, "Cloning the voice"):
-                clone = await noiz.voices.clone(
-                    args.file,
-                    url=args.url,
-                    display_name=args.name,
-                    denoise=args.denoise,
-                    language=args.language,
-                )
+                options = _options(args, "url", "display_name", "denoise", "language")
+                clone = await noiz.voices.clone(args.file, **options)
             row = [clone.voice_id, clone.voice_display_name, clone.duration, clone.language]
             return _show(out, clone.raw, ["voice_id", "name", "seconds", "language"], [row])
         deleted = await noiz.voices.delete(args.id)
@@ -97,14 +95,8 @@ async def cmd_noiz(args: argparse.Namespace, out: Output) -> int:
 
 async def _speak(noiz: NoizClient, args: argparse.Namespace, out: Output) -> int:
     with _busy(out, "Speaking"):
-        speech = await noiz.speech.synthesize(
-            args.text,
-            args.out,
-            voice_id=args.voice,
-            reference_audio=args.reference,
-            output_format=args.format,
-            speed=args.speed,
-        )
+        options = _options(args, "voice_id", "reference_audio", "output_format", "speed")
+        speech = await noiz.speech.synthesize(args.text, args.out, **options)
     size = speech.path.stat().st_size
     if out.as_json:
         out.json({"path": str(speech.path), "bytes": size, "duration": speech.duration})
@@ -113,14 +105,11 @@ async def _speak(noiz: NoizClient, args: argparse.Namespace, out: Output) -> int
     return 0
 
 
+def _options(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """Command-line options named as the SDK's parameters, as keyword arguments."""
+    return {name: getattr(args, name) for name in names}
+
+
 def _busy(out: Output, text: str) -> Any:
     """A spinner while a slow call runs, only for a person at a terminal."""
     return out.console.status(text + "…") if out.live else nullcontext()
-
-
-def _show(out: Output, data: Any, columns: list[str], rows: list[list[Any]]) -> int:
-    if out.as_json:
-        out.json(data)
-    else:
-        out.table(columns, rows)
-    return 0

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from .._models import _field, _raw
+from .._models import _raw
 
 
 class VoiceType(str, Enum):
@@ -31,15 +31,15 @@ class Voice:
 
     __json_names__ = "snake_case"
 
-    id: int | None = _field()
-    voice_id: str | None = _field()
-    display_name: str | None = _field()
-    voice_type: str | None = _field()
-    labels: str | None = _field()
-    sample: str | None = _field()
-    meta: dict[str, Any] | None = _field()
-    url: str | None = _field()
-    create_time: datetime | None = _field()
+    id: int | None = None
+    voice_id: str | None = None
+    display_name: str | None = None
+    voice_type: str | None = None
+    labels: str | None = None
+    sample: str | None = None
+    meta: dict[str, Any] | None = None
+    url: str | None = None
+    create_time: datetime | None = None
     raw: dict[str, Any] = _raw()
 
 
@@ -49,14 +49,14 @@ class VoiceClone:
 
     __json_names__ = "snake_case"
 
-    voice_id: str | None = _field()
-    voice_display_name: str | None = _field()
-    duration: float | None = _field()
-    selected_text: str | None = _field()
-    selected_start: float | None = _field()
-    selected_end: float | None = _field()
-    text: str | None = _field()
-    language: str | None = _field()
+    voice_id: str | None = None
+    voice_display_name: str | None = None
+    duration: float | None = None
+    selected_text: str | None = None
+    selected_start: float | None = None
+    selected_end: float | None = None
+    text: str | None = None
+    language: str | None = None
     raw: dict[str, Any] = _raw()
 
 
@@ -66,9 +66,9 @@ class DeletedVoice:
 
     __json_names__ = "snake_case"
 
-    voice_id: str | None = _field()
-    display_name: str | None = _field()
-    delete_time: datetime | None = _field()
+    voice_id: str | None = None
+    display_name: str | None = None
+    delete_time: datetime | None = None
     raw: dict[str, Any] = _raw()
 
 
@@ -78,8 +78,8 @@ class VoicePage:
 
     __json_names__ = "snake_case"
 
-    voices: list[Voice] | None = _field()
-    total_count: int | None = _field()
+    voices: list[Voice] | None = None
+    total_count: int | None = None
     raw: dict[str, Any] = _raw()
 
 

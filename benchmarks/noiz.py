@@ -238,9 +238,10 @@ async def measure(side: str, base_url: str, workers: int, pages: int) -> dict[st
     bytearray(1024 * 1024)
     lister, speaker = (list_sdk, speak_sdk) if side == "sdk" else (list_raw, speak_raw)
     await lister(base_url, 1, 2)  # warm up connections and code paths
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     walked = await lister(base_url, workers, pages)
     list_seconds = time.perf_counter() - started
+    list_cpu = time.process_time() - cpu_started
     with tempfile.TemporaryDirectory() as folder:
         await speaker(base_url, Path(folder) / "warm.wav")
         before = _status_kib("VmRSS")
@@ -255,6 +256,7 @@ async def measure(side: str, base_url: str, workers: int, pages: int) -> dict[st
         peak = max(_status_kib("VmHWM"), await sampler)
     return {
         "pages_per_s": walked / list_seconds,
+        "cpu_us_per_page": list_cpu / walked * 1e6,
         "mib_per_s": size / 1024**2 / speak_seconds,
         "rss_growth_mib": (peak - before) / 1024,
         "audio_mib": size / 1024**2,
@@ -333,6 +335,7 @@ def report(
     sdk, raw = results["sdk"], results["raw"]
     target = f">= {TARGET_RATIO}"
     list_ratio = [s["pages_per_s"] / r["pages_per_s"] for s, r in zip(sdk, raw, strict=False)]
+    cpu_ratio = [s["cpu_us_per_page"] / r["cpu_us_per_page"] for s, r in zip(sdk, raw, strict=True)]
     speak_ratio = [s["mib_per_s"] / r["mib_per_s"] for s, r in zip(sdk, raw, strict=False)]
     growth_sdk = [s["rss_growth_mib"] for s in sdk]
     growth_raw = [r["rss_growth_mib"] for r in raw]
@@ -348,6 +351,8 @@ def report(
         "|---|---|---|---|---|",
         f"| list pages (pages/s) | {spread([s['pages_per_s'] for s in sdk], 0)} | "
         f"{spread([r['pages_per_s'] for r in raw], 0)} | {spread(list_ratio)} | {target} |",
+        f"| client CPU per page (us) | {spread([s['cpu_us_per_page'] for s in sdk], 0)} | "
+        f"{spread([r['cpu_us_per_page'] for r in raw], 0)} | {spread(cpu_ratio)} | |",
         f"| large synthesis to disk (MiB/s) | {spread([s['mib_per_s'] for s in sdk], 0)} | "
         f"{spread([r['mib_per_s'] for r in raw], 0)} | {spread(speak_ratio)} | {target} |",
         f"| peak RSS growth during the synthesis (MiB) | {spread(growth_sdk, 1)} | "

@@ -50,6 +50,7 @@ from ._models import (
     VoiceClone,
 )
 from ._pagination import AsyncPager
+from .batch import BatchEvent, BatchItemResult, BatchReport, InstrumentalRequest, SongRequest
 
 __version__ = "0.1.0"
 
@@ -63,12 +64,16 @@ __all__ = [
     "AsyncPager",
     "AuthenticationError",
     "BadRequestError",
+    "BatchEvent",
+    "BatchItemResult",
+    "BatchReport",
     "Capacity",
     "ClonedVoice",
     "ConfigurationError",
     "DownloadLink",
     "FileFormat",
     "InstrumentalModel",
+    "InstrumentalRequest",
     "JobFailedError",
     "JobStatus",
     "JobTimeoutError",
@@ -87,6 +92,7 @@ __all__ = [
     "RunningJob",
     "ServerError",
     "SongModel",
+    "SongRequest",
     "StemsSplit",
     "Submission",
     "TempolorClient",

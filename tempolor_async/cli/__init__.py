@@ -440,6 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = command("simulate", cmd_simulate, "run the local TemPolor simulator")
     simulate.add_argument("--port", type=int, default=8765)
     simulate.add_argument("--job-duration", type=float, default=5.0)
+
+    from ._batch import add_command as add_batch_command
+
+    add_batch_command(command)
     return parser
 
 

@@ -114,9 +114,11 @@ class BatchRun:
         self.started = time.monotonic()
         self.generations_submitted = 0
         self.stopped_reason: str | None = None
-        self.keys: list[str] = []  # this run's items, in the order given
+        # This run's items in the order given: a key, its type, and the result of an item
+        # refused within the run (None: the journal row tells).
+        self._entries: list[tuple[str, str, BatchItemResult | None]] = []
+        self._seen: set[str] = set()
         self._records: dict[str, ItemRecord] = {}
-        self._refused: dict[str, BatchItemResult] = {}
         self._stems: dict[str, str] = {}
         self._journal: Journal | None = None
         self._accepted = 0
@@ -182,9 +184,16 @@ class BatchRun:
                 self.longest_commit = journal.longest_commit
                 journal.close()
 
+    def results(self) -> tuple[BatchItemResult, ...]:
+        """Where every item of this run stands now, in the order given."""
+        return tuple(
+            refused if refused is not None else self._result(self._records[key])
+            for key, _, refused in self._entries
+        )
+
     def report(self, stopped_reason: str | None = None) -> BatchReport:
-        """Where every item of this run stands now."""
-        items = tuple(self.result(key) for key in self.keys)
+        """The report on this run so far (``stopped_reason`` overrides the run's own)."""
+        items = self.results()
         completed = sum(1 for item in items if self._finished(item.status))
         failed = sum(1 for item in items if item.status == "failed")
         return BatchReport(
@@ -199,18 +208,13 @@ class BatchRun:
     def counts(self) -> dict[str, int]:
         """Items of this run per status (for a progress display)."""
         counts: dict[str, int] = {}
-        for key in self.keys:
-            status = self.result(key).status
-            counts[status] = counts.get(status, 0) + 1
+        for item in self.results():
+            counts[item.status] = counts.get(item.status, 0) + 1
         return counts
 
-    def result(self, key: str) -> BatchItemResult:
-        refused = self._refused.get(key)
-        if refused is not None:
-            return refused
-        record = self._records[key]
+    def _result(self, record: ItemRecord) -> BatchItemResult:
         return BatchItemResult(
-            key=key,
+            key=record.key,
             status=record.state,  # type: ignore[arg-type]
             job_ids=tuple(record.job_ids),
             files=tuple(self._path(name) for name in record.files),
@@ -219,13 +223,11 @@ class BatchRun:
 
     def manifest_lines(self) -> list[dict[str, Any]]:
         lines = []
-        for key in self.keys:
-            item = self.result(key)
-            record = self._records.get(key)
+        for (key, kind, _), item in zip(self._entries, self.results(), strict=True):
             lines.append(
                 {
                     "key": key,
-                    "type": record.type if record is not None else None,
+                    "type": kind,
                     "status": item.status,
                     "job_ids": list(item.job_ids),
                     "files": [path.name for path in item.files],
@@ -245,20 +247,18 @@ class BatchRun:
     async def _take(self, request: BatchRequest, group: anyio.abc.TaskGroup) -> None:
         """Decide what an item needs: nothing, a wait, a download, or a generation."""
         key = request.item_key
-        if key in self._refused or key in self.keys:
-            self._refused.setdefault(key, self._refusal(key, "is given to two items of this batch"))
-            await self._emit_result(self._refused[key])
+        if key in self._seen:
+            await self._refuse(request, "is given to two items of this batch")
             return
-        self.keys.append(key)
+        self._seen.add(key)
         record = self._records.get(key)
         if record is None:
             stem = _output.stem_for(key)
             other = self._stems.get(stem.lower())
             if other is not None:
-                self._refused[key] = self._refusal(
-                    key, f"makes the same file names as key {other!r}; give it another key"
+                await self._refuse(
+                    request, f"makes the same file names as key {other!r}; give it another key"
                 )
-                await self._emit_result(self._refused[key])
                 return
             self._stems[stem.lower()] = key
             record = ItemRecord(
@@ -271,13 +271,13 @@ class BatchRun:
             )
             self._records[key] = record
         elif record.digest != request.digest:
-            self._refused[key] = self._refusal(
-                key,
+            await self._refuse(
+                request,
                 "names different parameters in this journal than in an earlier run; "
                 "give the changed item a new key (nothing was sent for it)",
             )
-            await self._emit_result(self._refused[key])
             return
+        self._entries.append((key, record.type, None))
         state = record.state
         if state in ("pending", "submitting"):
             self._enqueue(request, record)
@@ -295,9 +295,13 @@ class BatchRun:
                 self._enqueue(request, record)
         await anyio.lowlevel.checkpoint()
 
-    def _refusal(self, key: str, reason: str) -> BatchItemResult:
+    async def _refuse(self, request: BatchRequest, reason: str) -> None:
+        """An item this run will not touch: failed in the report, absent from the journal."""
+        key = request.item_key
         error = ValidationError("key", f"{key!r} {reason}")
-        return BatchItemResult(key=key, status="failed", error=str(error))
+        refused = BatchItemResult(key=key, status="failed", error=str(error))
+        self._entries.append((key, request.type, refused))
+        await self._emit_result(refused)
 
     def _missing_files(self, record: ItemRecord) -> bool:
         return any(not self._have(record, name) for name in self._file_names(record))
@@ -542,7 +546,7 @@ class BatchRun:
     ) -> None:
         record.state, record.error, record.failure = state, error, failure
         await self._save(record)
-        await self._emit_result(self.result(record.key))
+        await self._emit_result(self._result(record))
 
     async def _save(self, record: ItemRecord) -> None:
         """Commit, shielded: a cancellation never separates a side effect from its record."""

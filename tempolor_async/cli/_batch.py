@@ -257,7 +257,7 @@ async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
                 error = exc
             group.cancel_scope.cancel()
         if error is not None:
-            if any(run.result(key).job_ids for key in run.keys):
+            if any(item.job_ids for item in run.results()):
                 _show(out, run.report(), out_dir, journal)  # paid jobs never go out of view
             raise error
     if report is None:
@@ -297,7 +297,7 @@ def _progress(
     def view() -> Group:
         nonlocal done_before
         counts = run.counts()
-        total = len(run.keys)
+        total = sum(counts.values())
         finished = counts.get("downloaded", 0) + counts.get("failed", 0)
         if run.out_dir is None:
             finished += counts.get("completed", 0)

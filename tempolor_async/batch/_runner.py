@@ -107,6 +107,7 @@ class BatchRun:
         self._items = items
         self.journal_path = Path(journal)
         self.out_dir = None if out_dir is None else Path(out_dir)
+        self._out_text = os.fspath(self.out_dir or "")
         self.max_generations = max_generations
         self.min_remaining = min_remaining
         self._on_event = on_event
@@ -223,15 +224,16 @@ class BatchRun:
 
     def manifest_lines(self) -> list[dict[str, Any]]:
         lines = []
-        for (key, kind, _), item in zip(self._entries, self.results(), strict=True):
+        for key, kind, refused in self._entries:
+            record = None if refused is not None else self._records[key]
             lines.append(
                 {
                     "key": key,
                     "type": kind,
-                    "status": item.status,
-                    "job_ids": list(item.job_ids),
-                    "files": [path.name for path in item.files],
-                    "error": item.error,
+                    "status": record.state if record is not None else "failed",
+                    "job_ids": list(record.job_ids) if record is not None else [],
+                    "files": list(record.files) if record is not None else [],
+                    "error": record.error if record is not None else refused and refused.error,
                 }
             )
         return lines
@@ -293,7 +295,8 @@ class BatchRun:
                 record.state, record.error, record.failure = "pending", None, None
                 record.job_ids, record.files = [], []
                 self._enqueue(request, record)
-        await anyio.lowlevel.checkpoint()
+        if len(self._entries) % 64 == 0:  # a long list of finished items yields now and then
+            await anyio.lowlevel.checkpoint()
 
     async def _refuse(self, request: BatchRequest, reason: str) -> None:
         """An item this run will not touch: failed in the report, absent from the journal."""
@@ -316,7 +319,7 @@ class BatchRun:
     def _have(self, record: ItemRecord, name: str) -> bool:
         """A file counts as downloaded only if the journal says so and it is on disk (under
         its final name, which only a complete file ever gets)."""
-        return name in record.files and self._path(name).is_file()
+        return name in record.files and os.path.isfile(os.path.join(self._out_text, name))
 
     # ------------------------------------------------------------- submitting
 

@@ -386,7 +386,13 @@ class BatchRun:
         try:
             if self.stopped_reason is not None:
                 return
-            submission, error, called_off = await self._submit(request, record)
+            record.intent_at = time.time()
+            record.job_ids = []
+            await self._set(record, "submitting", error=None)
+            if self.stopped_reason is not None:  # stopped during the commit: nothing sent
+                await self._set(record, "pending", error=None)
+                return
+            submission, error, called_off = await self._send(request, record)
             if submission is not None:
                 await self._accept(record, list(submission.jobs or []), sent_now=True)
                 remain = submission.remain_num
@@ -435,16 +441,11 @@ class BatchRun:
         if record.state == "submitted":
             await self._follow(record)
 
-    async def _submit(
+    async def _send(
         self, request: BatchRequest, record: ItemRecord
     ) -> tuple[Submission | None, TempolorError | None, bool]:
-        """Commit the intent, then send. Returns the submission, or the error, and whether
-        the send was called off by a stop."""
-        if self.stopped_reason is not None:
-            return None, None, True
-        record.intent_at = time.time()
-        record.job_ids = []
-        await self._set(record, "submitting", error=None)
+        """Send the generation (its intent is committed). Returns the submission, or the
+        error, and whether a stop called the send off."""
         parameters = request.parameters()
         parameters["reply_ref"] = record.reply_ref
         submission: Submission | None = None

@@ -20,6 +20,7 @@ from ._http import HttpSession
 from ._models import MusicJob
 from ._polling import JobCallback
 from .resources import Accounts, Midi, Music, Scheduler, Voices
+from .resources._service import TEMPOLOR
 
 if TYPE_CHECKING:
     from .batch import BatchReport
@@ -76,6 +77,7 @@ class TempolorClient:
         self.max_poll_rate = float(max_poll_rate)
         self._poll_limiter = _polling.RateLimiter(self.max_poll_rate)
         self._http = HttpSession(
+            service=TEMPOLOR,
             token=token,
             base_url=self.base_url,
             timeout=float(timeout),

@@ -24,6 +24,7 @@ import anyio
 import anyio.abc
 import pytest
 
+from tempolor_async import TempolorClient
 from tempolor_async.testing import FakeTempolor
 
 pytestmark = [
@@ -32,6 +33,7 @@ pytestmark = [
 ]
 
 JOURNAL = Path("tempolor-batch") / ".tempolor-batch.sqlite"
+ORDER = ["pending", "submitting", "submitted", "completed", "downloaded"]
 
 
 @dataclass
@@ -314,3 +316,63 @@ async def test_ctrl_c_stops_writes_the_manifest_and_the_next_run_resumes(
     run = await batch(fake, tmp_path, "items.jsonl")
     assert run.code == 0, run.stderr
     assert_each_item_accepted_once_and_files_whole(fake, tmp_path, keys)
+
+
+async def test_killed_at_three_moments_against_the_standalone_simulator(tmp_path: Path) -> None:
+    """The simulator in its own process (``python -m tempolor_async.testing``); the batch is
+    killed once an intent is committed, once a job id is, and once a file is written, then
+    run to the end. The service's own records (``GET music/``) hold exactly two jobs per item,
+    all of them in the journal."""
+    server = await anyio.open_process(
+        [sys.executable, "-m", "tempolor_async.testing", "--port", "0", "--job-duration", "1"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert server.stdout is not None
+        banner = b""
+        with anyio.fail_after(20):
+            while b"token:" not in banner:
+                banner += await server.stdout.receive()
+        base_url = banner.decode().split("base URL:")[1].split()[0]
+        env = {**os.environ, "TEMPOLOR_BASE_URL": base_url, "USEAPI_TOKEN": "fake-token"}
+        command = [sys.executable, "-m", "tempolor_async.cli", "batch", "items.jsonl"]
+        write_items(tmp_path, 4)
+        journal = tmp_path / JOURNAL
+        killed = []
+        for moment in ("submitting", "submitted", "downloaded"):
+            process = await anyio.open_process(command, cwd=tmp_path, env=env)
+
+            def reached(moment: str = moment, process: anyio.abc.Process = process) -> bool:
+                """Some item is at ``moment`` or past it (states change faster than we look)."""
+                later = ORDER[ORDER.index(moment) :]
+                return any(state in later for state in states(journal).values()) or (
+                    process.returncode is not None
+                )
+
+            await wait_until(reached)
+            if process.returncode is None:
+                await kill(process)
+                killed.append(moment)
+        assert len(killed) >= 2, killed
+        finished = await anyio.run_process(command, cwd=tmp_path, env=env, check=False)
+        assert finished.returncode == 0, finished.stderr.decode()
+        async with TempolorClient("fake-token", base_url=base_url) as client:
+            records = await client.music.list(type="song").to_list()
+            jobs = journal_jobs(journal)
+            assert Counter(
+                record.ltm_material_extend_dto.prompt
+                for record in records
+                if record.ltm_material_extend_dto is not None
+            ) == {f"song number {n}": 2 for n in range(4)}
+            assert sorted(job for ids in jobs.values() for job in ids) == sorted(
+                record.job_id for record in records if record.job_id
+            )
+            out = tmp_path / "tempolor-batch"
+            for key, ids in jobs.items():
+                for index, job_id in enumerate(ids, 1):
+                    fresh = await client.music.download(job_id, tmp_path / f"{key}-{index}.check")
+                    assert (out / f"{key}-{index}.mp3").read_bytes() == fresh.read_bytes()
+        assert not [path for path in out.iterdir() if path.suffix == ".part"]
+    finally:
+        server.terminate()
+        await server.wait()

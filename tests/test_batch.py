@@ -507,3 +507,23 @@ async def test_temporary_files_of_a_killed_run_are_removed(
     assert not ours.exists()
     assert not stale_manifest.exists()
     assert theirs.exists()
+
+
+@pytest.mark.faults
+async def test_a_download_that_keeps_failing_fails_the_item_and_is_retried_for_free(
+    fake: FakeTempolor, tmp_path: Path
+) -> None:
+    fake.inject("GET", "/cdn/*", status=503, times=None)
+    items = [SongRequest("song", key="s")]
+    journal = tmp_path / "j.sqlite"
+    async with fake.client(max_retries=0) as client:
+        first = await client.run_batch(items, journal=journal, out_dir=tmp_path / "out")
+        fake.clear_faults()
+        second = await client.run_batch(items, journal=journal, out_dir=tmp_path / "out")
+    assert first.items[0].status == "failed"
+    assert "download of s-1.mp3 failed" in (first.items[0].error or "")
+    assert journal_rows(journal)["s"]["state"] == "downloaded"
+    assert second.items[0].status == "downloaded"
+    assert second.generations_submitted == 0
+    assert len(fake.submissions) == 1
+    assert not [p for p in (tmp_path / "out").iterdir() if p.suffix == ".part"]

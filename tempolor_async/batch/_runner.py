@@ -524,22 +524,25 @@ class BatchRun:
 
     async def _download(self, record: ItemRecord) -> None:
         assert self.out_dir is not None
+        wanted = [
+            (job_id, file_format, _output.file_name(record.stem, index, file_format))
+            for index, job_id in enumerate(record.job_ids, 1)
+            for file_format in self.formats
+        ]
+        missing = [entry for entry in wanted if not self._have(record, entry[2])]
         async with self._downloads:
-            for index, job_id in enumerate(record.job_ids, 1):
-                for file_format in self.formats:
-                    name = _output.file_name(record.stem, index, file_format)
-                    if self._have(record, name):
-                        continue
-                    try:
-                        await self._client.music.download(
-                            job_id, self.out_dir / name, file_format=file_format
-                        )
-                    except (TempolorError, OSError) as exc:
-                        error = f"download of {name} failed: {exc}"
-                        await self._set(record, "failed", error=error, failure="download")
-                        return
-                    if name not in record.files:
-                        record.files.append(name)
+            for number, (job_id, file_format, name) in enumerate(missing, 1):
+                try:
+                    await self._client.music.download(
+                        job_id, self.out_dir / name, file_format=file_format
+                    )
+                except (TempolorError, OSError) as exc:
+                    error = f"download of {name} failed: {exc}"
+                    await self._set(record, "failed", error=error, failure="download")
+                    return
+                if name not in record.files:
+                    record.files.append(name)
+                if number < len(missing):  # the last one is committed with the new state
                     await self._save(record)
         await self._set(record, "downloaded", error=None)
 

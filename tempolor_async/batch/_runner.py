@@ -140,6 +140,7 @@ class BatchRun:
 
     async def run(self) -> BatchReport:
         """Run to the end; on cancellation or an error, write the manifest and re-raise."""
+        self.started = time.monotonic()
         self._wake = anyio.Event()
         self._stopped = anyio.Event()
         self._downloads = anyio.CapacityLimiter(DOWNLOAD_CONCURRENCY)
@@ -306,14 +307,13 @@ class BatchRun:
         self._entries.append((key, request.type, refused))
         await self._emit_result(refused)
 
-    def _missing_files(self, record: ItemRecord) -> bool:
-        return any(not self._have(record, name) for name in self._file_names(record))
-
-    def _file_names(self, record: ItemRecord) -> list[str]:
+    def _missing_files(self, record: ItemRecord) -> list[tuple[str, str, str]]:
+        """``(job id, format, file name)`` of each file this run wants and does not have."""
         return [
-            _output.file_name(record.stem, index, file_format)
-            for index in range(1, len(record.job_ids) + 1)
+            (job_id, file_format, name)
+            for index, job_id in enumerate(record.job_ids, 1)
             for file_format in self.formats
+            if not self._have(record, name := _output.file_name(record.stem, index, file_format))
         ]
 
     def _have(self, record: ItemRecord, name: str) -> bool:
@@ -524,12 +524,7 @@ class BatchRun:
 
     async def _download(self, record: ItemRecord) -> None:
         assert self.out_dir is not None
-        wanted = [
-            (job_id, file_format, _output.file_name(record.stem, index, file_format))
-            for index, job_id in enumerate(record.job_ids, 1)
-            for file_format in self.formats
-        ]
-        missing = [entry for entry in wanted if not self._have(record, entry[2])]
+        missing = self._missing_files(record)
         async with self._downloads:
             for number, (job_id, file_format, name) in enumerate(missing, 1):
                 try:

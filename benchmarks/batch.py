@@ -123,9 +123,9 @@ async def makespan(base_url: str, items: int, job_duration: float, folder: Path)
         counter.counts.clear()
         run = BatchRun(client, requests, journal=folder / "run.sqlite", out_dir=folder / "out")
         watcher = asyncio.ensure_future(watch.run())
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         report = await run.run()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         watcher.cancel()
     logger.removeHandler(counter)
     slots = sum(SLOTS.values()) + 2
@@ -137,6 +137,7 @@ async def makespan(base_url: str, items: int, job_duration: float, folder: Path)
         "ideal": ideal,
         "ratio": elapsed / ideal,
         "requests": counter.total(),
+        "cpu_ms_per_item": cpu / items * 1000,
         "by_endpoint": dict(counter.counts.most_common()),
         "commits": run.commits,
         "commit_mean_ms": run.commit_seconds / max(1, run.commits) * 1000,
@@ -254,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"| items completed | {batch['completed']}/{batch['items']} | all |")
     print(f"| requests per item | {batch['requests'] / batch['items']:.2f} | |")
+    print(f"| client CPU per item (all threads) | {batch['cpu_ms_per_item']:.1f} ms | |")
     print(
         f"| journal commits per item | {batch['commits'] / batch['items']:.1f} "
         f"(mean {batch['commit_mean_ms']:.2f} ms, longest {batch['commit_longest_ms']:.1f} ms, "

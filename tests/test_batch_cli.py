@@ -221,6 +221,21 @@ async def test_an_unwritable_out_folder_is_refused(fake: FakeTempolor, tmp_path:
     assert fake.requests == []
 
 
+async def test_a_second_process_on_the_same_journal_is_refused(
+    fake: FakeTempolor, tmp_path: Path
+) -> None:
+    write_items(tmp_path, 1)
+    fake.inject("POST", "/music/song", delay=2.0)
+    first = await start_batch(fake, tmp_path, "items.jsonl")
+    await wait_until(lambda: generation_posts(fake))
+    second = await batch(fake, tmp_path, "items.jsonl")
+    assert second.code == 2
+    assert "in use by another running batch" in second.stderr
+    assert second.stderr.count("\n") == 1
+    assert await first.wait() == 0
+    assert len(generation_posts(fake)) == 1
+
+
 # -------------------------------------------------------------------- crashes
 
 

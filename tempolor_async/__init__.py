@@ -80,6 +80,7 @@ from ._models import (
     VoiceClone,
 )
 from ._pagination import AsyncPager, Page
+from .batch import BatchEvent, BatchItemResult, BatchReport, InstrumentalRequest, SongRequest
 
 __version__ = "0.1.0"
 
@@ -93,12 +94,16 @@ __all__ = [
     "AsyncPager",
     "AuthenticationError",
     "BadRequestError",
+    "BatchEvent",
+    "BatchItemResult",
+    "BatchReport",
     "Capacity",
     "ClonedVoice",
     "ConfigurationError",
     "DownloadLink",
     "FileFormat",
     "InstrumentalModel",
+    "InstrumentalRequest",
     "JobFailedError",
     "JobStatus",
     "JobTimeoutError",
@@ -117,6 +122,7 @@ __all__ = [
     "RunningJob",
     "ServerError",
     "SongModel",
+    "SongRequest",
     "StemsSplit",
     "Submission",
     "TempolorClient",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +77,68 @@ async def test_the_recovery_recipe_finds_an_accepted_job(
         with pytest.raises(APIConnectionError):
             await create_song_once(client, "a brand new song")
     assert len(fake.submissions) == 1 + accepted
+
+
+def batches_blocks(language: str) -> list[str]:
+    """The code blocks of one language in the README's "Batches" section."""
+    section = README.read_text(encoding="utf-8").split("## Batches", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)
+
+
+@pytest.mark.anyio
+@pytest.mark.fake(job_duration=0.2)
+async def test_the_batches_example_runs_and_resumes(fake: FakeTempolor, tmp_path: Path) -> None:
+    env = {**os.environ, "USEAPI_TOKEN": fake.token, "TEMPOLOR_BASE_URL": fake.base_url}
+    outputs = []
+    for _ in range(2):
+        result = await anyio.run_process(
+            [sys.executable, "-c", batches_blocks("python")[0]],
+            cwd=tmp_path,
+            env=env,
+            check=False,
+            stderr=subprocess.STDOUT,
+        )
+        outputs.append(result.stdout.decode())
+        assert result.returncode == 0, outputs[-1]
+    assert outputs[0] == outputs[1]
+    assert "2 completed, 0 failed, 0 pending" in outputs[0]
+    assert "shanty downloaded shanty-1.mp3 shanty-2.mp3" in outputs[0]
+    assert len(fake.submissions) == 2  # the second run resumed: nothing sent again
+    assert (tmp_path / "tracks" / "lofi-84-2.mp3").read_bytes()[:3] == b"ID3"
+    assert (tmp_path / "tracks" / "manifest.jsonl").read_text().count("\n") == 2
+
+
+@pytest.mark.anyio
+@pytest.mark.fake(job_duration=0.2)
+async def test_the_batch_command_and_the_journal_query_run(
+    fake: FakeTempolor, tmp_path: Path
+) -> None:
+    (tmp_path / "songs.jsonl").write_text(batches_blocks("jsonl")[0])
+    command, query = (block.strip() for block in batches_blocks("sh"))
+    bin_folder = str(Path(sys.executable).parent)  # where the `tempolor` script is installed
+    env = {
+        **os.environ,
+        "USEAPI_TOKEN": fake.token,
+        "TEMPOLOR_BASE_URL": fake.base_url,
+        "PATH": bin_folder + os.pathsep + os.environ.get("PATH", ""),
+    }
+    result = await anyio.run_process(["sh", "-c", command], cwd=tmp_path, env=env, check=False)
+    assert result.returncode == 0, result.stderr.decode()
+    names = {path.name for path in (tmp_path / "tracks").iterdir()}
+    for key in ("shanty", "lofi-84", "ballad"):
+        assert {f"{key}-1.mp3", f"{key}-2.wav"} <= names
+    if shutil.which("sqlite3") is not None:
+        shown = await anyio.run_process(["sh", "-c", query], cwd=tmp_path, env=env)
+        rows = shown.stdout.decode().splitlines()
+    else:  # the same SQL through Python's sqlite3 module
+        path, sql = re.fullmatch(r'sqlite3 (\S+) "(.*)"', query).groups()  # type: ignore[union-attr]
+        with sqlite3.connect(tmp_path / path) as connection:
+            rows = ["|".join(map(str, row)) for row in connection.execute(sql)]
+    assert sorted(row.split("|")[:2] for row in rows) == [
+        ["ballad", "downloaded"],
+        ["lofi-84", "downloaded"],
+        ["shanty", "downloaded"],
+    ]
 
 
 def noiz_recipe() -> str:

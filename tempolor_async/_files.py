@@ -182,7 +182,7 @@ class FormUpload:
             form.add_field(name, value)
         if self.file is not None:
             extension = mimetypes.guess_extension(self.file.content_type) or ""
-            filename = safe_name(self.file.filename or "", fallback="audio") or "audio"
+            filename = safe_name(self.file.filename or "", fallback="audio")
             if "." not in filename:
                 filename += extension
             form.add_field(

@@ -219,6 +219,7 @@ async def test_synthesize_streams_wav_to_disk_with_its_duration(noiz_fake, noiz,
     fields = form_fields(request.body, request.headers["Content-Type"])
     assert fields["voice_id"] == "builtin-01"
     assert (fields["speed"], fields["output_format"]) == ("1.5", "wav")
+    assert request.headers["Accept"] == "audio/*, application/json"
     assert json.loads(fields["emo"]) == {"Joy": 0.5}
 
 

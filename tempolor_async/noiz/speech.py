@@ -65,7 +65,9 @@ class SpeechResource(NoizResource):
             upload = audio_upload("reference_audio", reference_audio, content_type)
         _files.check_destination(dest)
         target = _files.target_path(dest, f"speech.{fmt}")
-        body = FormUpload({name: value for name, value in fields.items() if value}, upload)
+        present = {name: value for name, value in fields.items() if value}
+        # The answer is audio (or, for an error, the JSON envelope).
+        body = FormUpload(present, upload, accept="audio/*, application/json")
 
         async def write_audio(response: aiohttp.ClientResponse) -> bytes:
             """Stream the audio into place; an answer in JSON is handed back to be read as

@@ -21,6 +21,8 @@ from .voices import audio_upload, flag
 
 MAX_TEXT = 5000
 MAX_DURATION_SECONDS = 36.0
+MAX_ENVELOPE_BYTES = 1024 * 1024
+PATH = "/text-to-speech"
 
 
 class SpeechResource(NoizResource):
@@ -73,7 +75,7 @@ class SpeechResource(NoizResource):
             """Stream the audio into place; an answer in JSON is handed back to be read as
             the envelope (an error under 200)."""
             if response.content_type == "application/json":
-                return await response.read()
+                return await _read_envelope(response)
             partial = AtomicFile(target)
             try:
                 async for chunk in response.content.iter_chunked(CHUNK_BYTES):
@@ -85,15 +87,27 @@ class SpeechResource(NoizResource):
                 raise
             return b""
 
-        request = ApiRequest(
-            "POST", "/text-to-speech", kind=Kind.UPLOAD, upload=body, sink=write_audio
-        )
+        request = ApiRequest("POST", PATH, kind=Kind.UPLOAD, upload=body, sink=write_audio)
         reply = await self._send(request)
         if reply.content:
             raise ResponseDecodeError(
                 "expected audio, got JSON with no error code", method="POST", path=request.path
             )
         return Speech(path=target, duration=_seconds(reply.headers.get("X-Audio-Duration")))
+
+
+async def _read_envelope(response: aiohttp.ClientResponse) -> bytes:
+    """A JSON answer where audio was expected, read up to MAX_ENVELOPE_BYTES."""
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+        body += chunk
+        if len(body) > MAX_ENVELOPE_BYTES:
+            raise ResponseDecodeError(
+                f"a JSON answer over {MAX_ENVELOPE_BYTES} bytes where audio was expected",
+                method="POST",
+                path=PATH,
+            )
+    return bytes(body)
 
 
 def _positive(name: str, value: float) -> float:

@@ -17,7 +17,7 @@ from .._files import CHUNK_BYTES, AtomicFile, FormUpload, UploadSource
 from .._protocol import ApiRequest, Kind
 from ._base import NoizResource
 from ._models import OutputFormat, Speech
-from .voices import audio_upload, flag
+from .voices import audio_upload, flag, present
 
 MAX_TEXT = 5000
 MAX_DURATION_SECONDS = 36.0
@@ -67,9 +67,8 @@ class SpeechResource(NoizResource):
             upload = audio_upload("reference_audio", reference_audio, content_type)
         _files.check_destination(dest)
         target = _files.target_path(dest, f"speech.{fmt}")
-        present = {name: value for name, value in fields.items() if value}
         # The answer is audio (or, for an error, the JSON envelope).
-        body = FormUpload(present, upload, accept="audio/*, application/json")
+        body = FormUpload(present(fields), upload, accept="audio/*, application/json")
 
         async def write_audio(response: aiohttp.ClientResponse) -> bytes:
             """Stream the audio into place; an answer in JSON is handed back to be read as

@@ -27,19 +27,25 @@ def quick_start() -> str:
     return match.group(1)
 
 
-@pytest.mark.anyio
-@pytest.mark.fake(job_duration=0.2)
-async def test_quick_start_runs_against_the_simulator(fake: FakeTempolor, tmp_path: Path) -> None:
-    env = {**os.environ, "USEAPI_TOKEN": fake.token, "TEMPOLOR_BASE_URL": fake.base_url}
+async def run_example(code: str, folder: Path, env: dict[str, str]) -> str:
+    """Run a README example in a fresh interpreter in ``folder``; it must succeed."""
     result = await anyio.run_process(
-        [sys.executable, "-c", quick_start()],
-        cwd=tmp_path,
-        env=env,
+        [sys.executable, "-c", code],
+        cwd=folder,
+        env={**os.environ, **env},
         check=False,
         stderr=subprocess.STDOUT,
     )
     output = result.stdout.decode()
     assert result.returncode == 0, output
+    return output
+
+
+@pytest.mark.anyio
+@pytest.mark.fake(job_duration=0.2)
+async def test_quick_start_runs_against_the_simulator(fake: FakeTempolor, tmp_path: Path) -> None:
+    env = {"USEAPI_TOKEN": fake.token, "TEMPOLOR_BASE_URL": fake.base_url}
+    output = await run_example(quick_start(), tmp_path, env)
     assert "COMPLETED 100%" in output
     saved = list(tmp_path.glob("*.mp3"))
     assert len(saved) == 1, output
@@ -154,16 +160,8 @@ async def test_the_noiz_recipe_clones_a_voice_and_speaks_with_it(tmp_path: Path)
 
     (tmp_path / "me.wav").write_bytes(sample_audio(1.5))
     async with FakeNoiz() as fake:
-        env = {**os.environ, "NOIZ_API_KEY": fake.api_key, "NOIZ_BASE_URL": fake.base_url}
-        result = await anyio.run_process(
-            [sys.executable, "-c", noiz_recipe()],
-            cwd=tmp_path,
-            env=env,
-            check=False,
-            stderr=subprocess.STDOUT,
-        )
-        output = result.stdout.decode()
-        assert result.returncode == 0, output
+        env = {"NOIZ_API_KEY": fake.api_key, "NOIZ_BASE_URL": fake.base_url}
+        output = await run_example(noiz_recipe(), tmp_path, env)
         [voice] = fake.custom_voices()
         assert f"cloned {voice.voice_id} from 1.5 s of audio" in output
         assert "wrote hello.wav" in output

@@ -21,6 +21,7 @@ from .. import __version__, _files, _protocol, _validation
 from .._client import TempolorClient
 from .._errors import ConfigurationError, ResponseDecodeError, TempolorError, ValidationError
 from .._models import Account, FileFormat, MusicJob, MusicType, Submission
+from . import _noiz
 from ._output import Output, human_size
 
 Handler = Callable[[argparse.Namespace, Output], Coroutine[Any, Any, int]]
@@ -532,9 +533,15 @@ def build_parser() -> argparse.ArgumentParser:
     from ..testing.__main__ import add_options
 
     simulate = command(
-        "simulate", cmd_simulate, "run the local TemPolor simulator until interrupted", parents=()
+        "simulate", cmd_simulate, "run a local simulator until interrupted", parents=()
     )
     add_options(simulate)
+
+    _noiz.add_parser(command)
+
+    from ._batch import add_command as add_batch_command
+
+    add_batch_command(command)
     return parser
 
 

@@ -31,6 +31,9 @@ logger = logging.getLogger("tempolor_async")
 
 
 class Music(Resource):
+    """Songs and instrumentals: generate, read, list, delete, download, split into stems
+    (``client.music``)."""
+
     async def create_song(
         self,
         prompt: str,
@@ -48,7 +51,9 @@ class Music(Resource):
         """Generate a song with vocals; the submission names two jobs to await.
 
         Never retried once it may have reached the service (a retry could pay twice); a 429
-        "busy" is waited out, at least 30 s at a time, for up to ``busy_timeout``.
+        "busy" is waited out, at least 30 s at a time, for up to ``busy_timeout``. At most
+        one of ``artist_voice_item_id``, ``cloned_voice_item_id`` and ``midi_item_id``.
+        https://useapi.net/docs/api-tempolor-v1/post-tempolor-music-song
         """
         _validation.voice_sources(artist_voice_item_id, cloned_voice_item_id, midi_item_id)
         body = _protocol.body(
@@ -75,7 +80,9 @@ class Music(Resource):
         max_jobs: int | None = None,
         user_id: str | None = None,
     ) -> Submission:
-        """Generate an instrumental; same retry rules as :meth:`create_song`."""
+        """Generate an instrumental; same retry rules as :meth:`create_song`. ``bpm`` is 50
+        to 190, ``tonality`` one of :class:`Tonality` (e.g. ``"A:minor"``).
+        https://useapi.net/docs/api-tempolor-v1/post-tempolor-music-instrumental"""
         body = _protocol.body(
             prompt=_validation.text("prompt", prompt, required=True),
             model_instrumental=_validation.model(model),
@@ -107,6 +114,9 @@ class Music(Resource):
         return submission
 
     async def get(self, job_id: str) -> MusicJob:
+        """A job's current record: status, progress, and once COMPLETED its title and
+        material. To wait for it, use :meth:`TempolorClient.await_job`.
+        https://useapi.net/docs/api-tempolor-v1/get-tempolor-music-job_id"""
         job_id = _validation.path_id("job_id", job_id)
         job: MusicJob = await self._call(MusicJob, "GET", f"/music/{job_id}")
         return job
@@ -118,11 +128,15 @@ class Music(Resource):
         cursor: str | None = None,
         user_id: str | None = None,
     ) -> AsyncPager[MusicJob]:
-        """Past generations of one type, newest first, fetched page by page as iterated."""
+        """Past generations of one ``type`` (``"song"`` by default, or ``"instrumental"``),
+        newest first, fetched page by page as iterated; ``cursor`` resumes from a saved
+        :attr:`Page.cursor`. https://useapi.net/docs/api-tempolor-v1/get-tempolor-music"""
         kind = _validation.music_type(type)
         return self._pager(MusicJob, "/music/", cursor, type=kind, user_id=self._user(user_id))
 
     async def delete(self, job_id: str) -> None:
+        """Delete a generated job from the account's library.
+        https://useapi.net/docs/api-tempolor-v1/delete-tempolor-music-job_id"""
         job_id = _validation.path_id("job_id", job_id)
         await self._send(ApiRequest("DELETE", f"/music/{job_id}"))
 
@@ -130,7 +144,8 @@ class Music(Resource):
         self, job_id: str, *, file_format: FileFormat | str = FileFormat.MP3
     ) -> DownloadLink:
         """A temporary link to the finished file. Right after completion the service may
-        still say "not completed yet" or 404 for a moment: that is retried for up to 10 s."""
+        still say "not completed yet" or 404 for a moment: that is retried for up to 10 s.
+        https://useapi.net/docs/api-tempolor-v1/get-tempolor-music-download-job_id"""
         job_id = _validation.path_id("job_id", job_id)
         fmt = _validation.file_format(file_format)
         return await self._download_link(job_id, fmt)
@@ -192,7 +207,9 @@ class Music(Resource):
         user_id: str | None = None,
     ) -> StemsSplit:
         """Split your own audio file into stems; download ``stems_zip_url`` with
-        :meth:`TempolorClient.download_file`."""
+        :meth:`TempolorClient.download_file`. ``audio`` is bytes, a path (streamed from
+        disk) or a binary file object; its type comes from ``content_type=`` or the file's
+        extension. https://useapi.net/docs/api-tempolor-v1/post-tempolor-music-stems-splitter"""
         upload = Upload.audio(audio, content_type)
         query = _protocol.query(user_id=self._user(user_id))
         result: StemsSplit = await self._call(

@@ -159,6 +159,13 @@ def unicode_text(name: str, value: str) -> str:
     return value
 
 
+def item_id(name: str, value: str | None) -> str | None:
+    """An optional id sent in a body (a voice, a MIDI file): when given, not blank."""
+    if value is not None and text(name, value) is not None and not value.strip():
+        raise ValidationError(name, "must not be blank")
+    return value
+
+
 def cursor(value: str | None) -> str | None:
     """A saved cursor travels in the query string: the rules of path ids hold for it too."""
     return None if value is None else path_id("cursor", value)

@@ -8,6 +8,7 @@ job of each into ``./tempolor-demo/`` (``song-<itemId>.mp3``, ``instrumental-<it
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -101,15 +102,9 @@ def _report(
         )
         return
     rows: list[list[Any]] = [
-        [
-            labels[job_id],
-            jobs[job_id].status_name,
-            f"{took[job_id]:.1f} s",
-            file_format.value,
-            str(path),
-            human_size(path.stat().st_size),
-        ]
-        for job_id, file_format, path in files
+        [labels[job_id], f"{took[job_id]:.1f} s", path.name, human_size(path.stat().st_size)]
+        for job_id, _, path in files
     ]
-    columns = ["job", "status", "job took", "format", "path", "size"]
-    out.table(columns, rows, title="tempolor demo: files written")
+    folder = files[0][2].parent if files else Path()
+    columns = ["job", "job took", "file", "size"]
+    out.table(columns, rows, title=f"tempolor demo: files written to {folder}{os.sep}")

@@ -36,7 +36,9 @@ class Output:
 
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> None:
         if self.live:
-            table = Table(*columns, title=title or None)
+            table = Table(title=title or None)
+            for column in columns:
+                table.add_column(column, overflow="fold")  # wrap long paths and ids, never cut
             for row in rows:
                 table.add_row(*(Text(_cell(value)) for value in row))  # no markup: data
             self.console.print(table)

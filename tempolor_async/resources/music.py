@@ -60,9 +60,9 @@ class Music(Resource):
             prompt=_validation.text("prompt", prompt, required=True),
             lyrics=_validation.text("lyrics", lyrics),
             model_song=_validation.model(model),
-            artistVoiceItemId=_validation.text("artist_voice_item_id", artist_voice_item_id),
-            clonedVoiceItemId=_validation.text("cloned_voice_item_id", cloned_voice_item_id),
-            midiItemId=_validation.text("midi_item_id", midi_item_id),
+            artistVoiceItemId=_validation.item_id("artist_voice_item_id", artist_voice_item_id),
+            clonedVoiceItemId=_validation.item_id("cloned_voice_item_id", cloned_voice_item_id),
+            midiItemId=_validation.item_id("midi_item_id", midi_item_id),
             **self._common(reply_url, reply_ref, max_jobs, user_id),
         )
         return await self._generate("/music/song", body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -169,3 +170,90 @@ async def test_the_noiz_recipe_clones_a_voice_and_speaks_with_it(tmp_path: Path)
         [speech] = fake.requests_to("POST", "/text-to-speech")
         assert voice.voice_id.encode() in speech.body
     assert (tmp_path / "hello.wav").read_bytes()[:4] == b"RIFF"
+
+
+def section(title: str) -> str:
+    """One section of the README, from its heading to the next heading of its level."""
+    level = title.split(" ", 1)[0]
+    text = README.read_text(encoding="utf-8").split(f"\n{title}\n", 1)[1]
+    return text.split(f"\n{level} ", 1)[0]
+
+
+def shell_env(fake: FakeTempolor) -> dict[str, str]:
+    bin_folder = str(Path(sys.executable).parent)  # where the `tempolor` script is installed
+    return {
+        **os.environ,
+        "USEAPI_TOKEN": fake.token,
+        "TEMPOLOR_BASE_URL": fake.base_url,
+        "PATH": bin_folder + os.pathsep + os.environ.get("PATH", ""),
+    }
+
+
+@pytest.mark.anyio
+@pytest.mark.fake(job_duration=0.2)
+async def test_the_command_examples_run_as_written_into_folders_not_yet_made(
+    fake: FakeTempolor, tmp_path: Path
+) -> None:
+    from tempolor_async.testing import sample_audio
+
+    (tmp_path / "lyrics.txt").write_text("Heave away\nhaul away\n", encoding="utf-8")
+    (tmp_path / "track.mp3").write_bytes(sample_audio())
+    block = re.findall(r"```sh\n(.*?)```", section("## The `tempolor` command"), re.DOTALL)[0]
+    assert "--download songs/" in block
+    assert "--out stems/" in block
+    result = await anyio.run_process(
+        ["sh", "-e", "-c", block], cwd=tmp_path, env=shell_env(fake), check=False
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stderr.decode() == ""
+    songs = sorted(path.suffix for path in (tmp_path / "songs").iterdir())
+    assert songs == [".mp3", ".wav", ".wav"]  # two jobs as wav, then one downloaded as mp3
+    [stems] = (tmp_path / "stems").iterdir()
+    assert stems.suffix == ".zip"
+    assert len(fake.requests_to("POST", "/music/song")) == 2
+    assert len(fake.requests_to("POST", "/music/instrumental")) == 1
+    assert "user_id\tmax_jobs\texecuting\tavailable" in result.stdout.decode()
+
+
+@pytest.mark.anyio
+async def test_the_account_set_up_commands_run_as_written(
+    fake: FakeTempolor, tmp_path: Path
+) -> None:
+    params = {"requestParams": {"user_id": "424242", "service_ticket": "st-x", "vip_type": 20}}
+    (tmp_path / "request-params.json").write_text(json.dumps(params), encoding="utf-8")
+    setup = section("### From zero to a token and an account")
+    block = re.findall(r"```sh\n(.*?)```", setup, re.DOTALL)[0]
+    commands = "\n".join(line.strip() for line in block.splitlines())
+    result = await anyio.run_process(
+        ["sh", "-e", "-c", commands], cwd=tmp_path, env=shell_env(fake), check=False
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert fake.accounts["424242"].max_jobs == 3
+    assert "424242" in result.stdout.decode()
+    assert "st-x" not in result.stdout.decode()
+
+
+@pytest.mark.anyio
+async def test_the_errors_example_runs_against_the_simulator(
+    fake: FakeTempolor, tmp_path: Path
+) -> None:
+    [code] = re.findall(r"```python\n(.*?)```", section("## Errors"), re.DOTALL)
+    env = {"USEAPI_TOKEN": fake.token, "TEMPOLOR_BASE_URL": fake.base_url}
+    output = await run_example(code, tmp_path, env)
+    assert "refused: bpm: must be an integer from 50 to 190 (got 500)" in output
+    assert "not found: 404 No record found for user:12345-tempolor:100349856-job:abc123" in output
+    assert fake.requests_to("POST", "/music/instrumental") == []
+
+
+def test_the_errors_section_draws_the_whole_exception_tree() -> None:
+    import tempolor_async
+
+    tree = section("## Errors")
+    errors = [
+        name
+        for name in tempolor_async.__all__
+        if isinstance(getattr(tempolor_async, name), type)
+        and issubclass(getattr(tempolor_async, name), tempolor_async.TempolorError)
+    ]
+    assert len(errors) >= 16
+    assert [name for name in errors if f"── {name}" not in tree and name != "TempolorError"] == []

@@ -162,7 +162,7 @@ async def test_job_ids_are_printed_when_interrupted(fake: FakeTempolor) -> None:
             assert await process.wait() == 130
     result = Run(130, output.decode(), "").json()
     assert result["jobs"] == fake.submissions[-1]
-    assert result["error"]
+    assert result["error"] == "interrupted"
 
 
 async def test_a_server_job_id_unfit_for_a_path_is_the_services_fault(fake: FakeTempolor) -> None:

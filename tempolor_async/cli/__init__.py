@@ -199,7 +199,8 @@ async def cmd_generate(args: argparse.Namespace, out: Output) -> int:
             return _report_failures(out, jobs)
     except BaseException as exc:
         if result:
-            result["error"] = str(exc) or type(exc).__name__
+            interrupted = isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError))
+            result["error"] = "interrupted" if interrupted else str(exc) or type(exc).__name__
         raise
     finally:
         if out.as_json and result:

@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiohttp
 
-from . import _files, _polling, _validation
+from . import _files, _polling, _protocol, _validation
 from ._base_client import BaseClient, credential, seconds
 from ._errors import ConfigurationError, JobFailedError, ValidationError
 from ._files import ProgressCallback
@@ -30,9 +30,45 @@ DEFAULT_BASE_URL = "https://api.useapi.net/v1/tempolor"
 class TempolorClient(BaseClient):
     """An asyncio client for the TemPolor API (https://useapi.net/docs/api-tempolor-v1).
 
-    Use it as ``async with TempolorClient() as client:`` (or call :meth:`aclose`). The token
-    comes from ``token=`` or the ``USEAPI_TOKEN`` environment variable. ``user_id`` is the
-    default account for every call; each method also takes ``user_id=``.
+    Use it as ``async with TempolorClient() as client:`` (or call :meth:`aclose`).
+
+    Options (all but ``token`` keyword-only):
+
+    - ``token``: your useapi.net API token; default: the ``USEAPI_TOKEN`` environment
+      variable. Neither raises :class:`ConfigurationError`. It never appears in a message,
+      a log line or a repr.
+    - ``user_id``: the default account for every call (each method also takes
+      ``user_id=``); default None, and the API picks the account.
+    - ``base_url``: default: the ``TEMPOLOR_BASE_URL`` environment variable, else
+      ``https://api.useapi.net/v1/tempolor`` (point it at ``FakeTempolor`` for tests).
+    - ``timeout``: seconds per HTTP request (60); for downloads, the longest silence
+      between reads.
+    - ``upload_timeout``: seconds per upload (180): cloning a voice answers only after
+      about two minutes of processing.
+    - ``max_retries``: retries of a request that may safely be repeated (2): reads and
+      deletes after a connection error, a timeout, 429 or 5xx. A generation is never sent
+      again once it may have reached the service.
+    - ``busy_timeout``: seconds a generation may keep waiting out 429 "busy" (300; each
+      wait is at least the documented 30 s; 0 raises :class:`RateLimitError` at once).
+    - ``max_poll_rate``: poll requests per second the shared wait loop of
+      :meth:`as_completed` may make (20).
+    - ``session``: an ``aiohttp.ClientSession`` to send through; the client never closes
+      a session it did not create.
+
+    Resources, one attribute per group of endpoints:
+
+    - ``accounts``: :class:`~tempolor_async.resources.Accounts`, the TemPolor accounts
+      behind the token.
+    - ``music``: :class:`~tempolor_async.resources.Music`, songs and instrumentals:
+      generate, read, list, delete, download, split into stems.
+    - ``voices``: :class:`~tempolor_async.resources.Voices`, artist voices and cloned ones.
+    - ``midi``: :class:`~tempolor_async.resources.Midi`, MIDI files to base songs on.
+    - ``scheduler``: :class:`~tempolor_async.resources.Scheduler`, the jobs being tracked
+      and the free slots per account.
+
+    Waiting: :meth:`await_job`, :meth:`as_completed`, :meth:`await_jobs`; any result URL:
+    :meth:`download_file`. Errors are all :class:`TempolorError` (see the README's
+    "Errors" section for what to catch and what is safe to retry).
     """
 
     def __init__(
@@ -87,7 +123,8 @@ class TempolorClient(BaseClient):
         on_progress: JobCallback | None = None,
         raise_on_failure: bool = True,
     ) -> MusicJob:
-        """Poll a job until it is final and return its record.
+        """Poll a job (https://useapi.net/docs/api-tempolor-v1/get-tempolor-music-job_id)
+        until it is final and return its record.
 
         ``poll_interval=None`` polls adaptively (about 2 s, growing to 15 s). Transient
         failures are ridden out; a 404 is tolerated for the first 30 s. Raises
@@ -122,6 +159,7 @@ class TempolorClient(BaseClient):
         second. ``timeout`` (None: no limit, as large batches may take hours) raises
         :class:`JobTimeoutError` naming every unfinished job. Leaving the loop early, or
         cancelling it, stops all polling at once.
+        https://useapi.net/docs/api-tempolor-v1/get-tempolor-scheduler
         """
         if isinstance(job_ids, str):
             raise ValidationError("job_ids", "must be a collection of job ids, not one string")
@@ -147,7 +185,8 @@ class TempolorClient(BaseClient):
     ) -> list[MusicJob]:
         """Wait for every job with :meth:`as_completed` and return the final records in the
         order given. With ``raise_on_failure=True`` the first FAILED job raises
-        :class:`JobFailedError` (and the wait stops)."""
+        :class:`JobFailedError` (and the wait stops).
+        https://useapi.net/docs/api-tempolor-v1/get-tempolor-music-job_id"""
         ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
         finished: dict[str, MusicJob] = {}
         jobs = self.as_completed(ids, timeout=timeout, poll_interval=poll_interval)
@@ -165,14 +204,20 @@ class TempolorClient(BaseClient):
         *,
         on_progress: ProgressCallback | None = None,
     ) -> Path:
-        """Download any result URL (e.g. ``StemsSplit.stems_zip_url``) into ``dest``, a file
-        path or a folder (then named after the URL's last path segment). No token is sent."""
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValidationError("url", "must be an absolute http(s) URL")
-        _files.check_destination(dest)
-        name = unquote(parts.path.rstrip("/").rpartition("/")[2])
-        return await _files.download(self._http, url, dest, name, on_progress)
+        """Download any result URL (e.g. ``StemsSplit.stems_zip_url``) into ``dest`` and
+        return the path written. No token is sent.
+
+        ``dest`` is a file path, or a folder: an existing one, or a path ending with a
+        separator (created if missing); in a folder the file is named after the URL's last
+        path segment. Links come from e.g.
+        https://useapi.net/docs/api-tempolor-v1/post-tempolor-music-stems-splitter
+        """
+        problem = _protocol.media_url_problem(url)
+        if problem is not None:
+            raise ValidationError("url", problem)
+        name = unquote(urlsplit(url).path.rstrip("/").rpartition("/")[2])
+        target = _files.check_destination(dest, name)
+        return await _files.download(self._http, url, target, name, on_progress)
 
     async def run_batch(
         self,

@@ -6,6 +6,7 @@
 ...     path = await client.music.download(job.job_id, ".")
 """
 
+from ._callbacks import CallbackReceiver
 from ._client import TempolorClient
 from ._errors import (
     APIConnectionError,
@@ -63,6 +64,7 @@ __all__ = [
     "AsyncPager",
     "AuthenticationError",
     "BadRequestError",
+    "CallbackReceiver",
     "Capacity",
     "ClonedVoice",
     "ConfigurationError",

@@ -13,10 +13,12 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 
 from . import _files, _polling, _validation
+from ._callbacks import CallbackReceiver
+from ._engine import Engine
 from ._errors import ConfigurationError, JobFailedError, ValidationError
 from ._files import ProgressCallback
 from ._http import HttpSession
-from ._models import MusicJob
+from ._models import AccountCapacity, MusicJob
 from ._polling import JobCallback
 from .resources import Accounts, Midi, Music, Scheduler, Voices
 
@@ -43,6 +45,9 @@ class TempolorClient:
         busy_timeout: float = 300.0,
         max_poll_rate: float = 20.0,
         session: aiohttp.ClientSession | None = None,
+        capacity_aware: bool = True,
+        account_cooldown: float = 300.0,
+        callbacks: CallbackReceiver | None = None,
     ) -> None:
         token = token if token is not None else os.environ.get("USEAPI_TOKEN")
         if not token or not token.strip():
@@ -63,13 +68,19 @@ class TempolorClient:
             raise ConfigurationError("busy_timeout must be zero or a positive number of seconds")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError("max_retries must be a whole number, zero or more")
+        if not isinstance(account_cooldown, (int, float)) or account_cooldown < 0:
+            raise ConfigurationError(
+                "account_cooldown must be zero or a positive number of seconds"
+            )
+        if callbacks is not None and not isinstance(callbacks, CallbackReceiver):
+            raise ConfigurationError("callbacks must be a CallbackReceiver")
         try:
             self.user_id = _validation.optional_id("user_id", user_id)
         except ValidationError as exc:
             raise ConfigurationError(str(exc)) from None
         self.base_url = base_url.rstrip("/")
         self.max_poll_rate = float(max_poll_rate)
-        self._poll_limiter = _polling.RateLimiter(self.max_poll_rate)
+        self.callbacks = callbacks
         self._http = HttpSession(
             token=token,
             base_url=self.base_url,
@@ -84,6 +95,11 @@ class TempolorClient:
         self.voices = Voices(self)
         self.midi = Midi(self)
         self.scheduler = Scheduler(self)
+        self._engine = Engine(
+            self, capacity_aware=bool(capacity_aware), cooldown=float(account_cooldown)
+        )
+        if callbacks is not None:
+            callbacks._attach(self._engine)
 
     def __repr__(self) -> str:
         state = " closed" if self._http.closed else ""
@@ -94,8 +110,24 @@ class TempolorClient:
         return self._http.closed
 
     async def aclose(self) -> None:
-        """Close the session the client created (never one passed in). Idempotent."""
+        """End every wait and queued generation of the client, and close the session it
+        created (never one passed in). Idempotent."""
+        if self.callbacks is not None:
+            self.callbacks._detach(self._engine)
+        await self._engine.aclose()
         await self._http.aclose()
+
+    async def capacity(self) -> dict[str, AccountCapacity]:
+        """The client's view of each account's slots (``max_jobs``, ``executing``,
+        ``available``), by ``user_id`` in the order of ``GET accounts``.
+
+        The view is what the capacity gate of generations uses: read from
+        ``GET scheduler/available`` only when the client has none yet, then kept fresh by
+        its own submissions, the shared wait loop and callbacks.
+        https://useapi.net/docs/api-tempolor-v1/get-tempolor-scheduler-available
+        """
+        self._http._api_session()  # a closed client refuses
+        return await self._engine.capacity()
 
     async def __aenter__(self) -> TempolorClient:
         return self
@@ -127,7 +159,7 @@ class TempolorClient:
         job_id = _validation.path_id("job_id", job_id)
         _check_wait_options(timeout, poll_interval)
         return await _polling.await_job(
-            self.music.get,
+            self._engine,
             job_id,
             timeout=timeout,
             poll_interval=poll_interval,
@@ -158,13 +190,11 @@ class TempolorClient:
         ids = list(dict.fromkeys(_validation.path_id("job_ids", job_id) for job_id in job_ids))
         _check_wait_options(timeout, poll_interval)
         return _polling.as_completed(
-            self.music.get,
-            self.scheduler.list,
+            self._engine,
             ids,
             timeout=timeout,
             poll_interval=poll_interval,
             on_progress=on_progress,
-            limiter=self._poll_limiter,
         )
 
     async def await_jobs(

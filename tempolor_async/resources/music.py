@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -100,11 +101,13 @@ class Music(Resource):
             "user_id": self._user(user_id),
         }
 
-    async def _generate(self, path: str, body: dict[str, object]) -> Submission:
-        submission: Submission = await self._call(
-            Submission, "POST", path, kind=Kind.GENERATION, json=body
-        )
-        return submission
+    async def _generate(self, path: str, body: dict[str, Any]) -> Submission:
+        """Send through the client's capacity gate (section 12 of the contract): a free
+        slot first, then one POST that is never repeated once it may have arrived."""
+        receiver = self._client.callbacks
+        if receiver is not None and "replyUrl" not in body:
+            body["replyUrl"] = _validation.reply_url(receiver.reply_url())
+        return await self._client._engine.generate(path, body)
 
     async def get(self, job_id: str) -> MusicJob:
         job_id = _validation.path_id("job_id", job_id)

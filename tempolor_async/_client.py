@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import AsyncGenerator, Iterable
 from contextlib import aclosing
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
 
 from . import _files, _polling, _validation
+from ._base_client import BaseClient, credential, seconds
 from ._callbacks import CallbackReceiver
 from ._engine import Engine
 from ._errors import ConfigurationError, JobFailedError, ValidationError
 from ._files import ProgressCallback
-from ._http import HttpSession
 from ._models import AccountCapacity, MusicJob
 from ._polling import JobCallback
 from .resources import Accounts, Midi, Music, Scheduler, Voices
+from .resources._service import TEMPOLOR
 
 DEFAULT_BASE_URL = "https://api.useapi.net/v1/tempolor"
 
 
-class TempolorClient:
+class TempolorClient(BaseClient):
     """An asyncio client for the TemPolor API (https://useapi.net/docs/api-tempolor-v1).
 
     Use it as ``async with TempolorClient() as client:`` (or call :meth:`aclose`). The token
@@ -49,47 +48,30 @@ class TempolorClient:
         account_cooldown: float = 300.0,
         callbacks: CallbackReceiver | None = None,
     ) -> None:
-        token = token if token is not None else os.environ.get("USEAPI_TOKEN")
-        if not token or not token.strip():
-            raise ConfigurationError(
-                "no API token: pass token= or set the USEAPI_TOKEN environment variable"
-            )
+        token = credential(token, parameter="token", env="USEAPI_TOKEN", what="API token")
         base_url = base_url or os.environ.get("TEMPOLOR_BASE_URL") or DEFAULT_BASE_URL
-        if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
-            raise ConfigurationError(f"base_url must be an absolute http(s) URL, not {base_url!r}")
-        for name, value in (
-            ("timeout", timeout),
-            ("upload_timeout", upload_timeout),
-            ("max_poll_rate", max_poll_rate),
-        ):
-            if not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
-                raise ConfigurationError(f"{name} must be a positive number of seconds")
+        self.max_poll_rate = seconds("max_poll_rate", max_poll_rate)
         if not isinstance(busy_timeout, (int, float)) or busy_timeout < 0:
             raise ConfigurationError("busy_timeout must be zero or a positive number of seconds")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError("max_retries must be a whole number, zero or more")
         if not isinstance(account_cooldown, (int, float)) or account_cooldown < 0:
-            raise ConfigurationError(
-                "account_cooldown must be zero or a positive number of seconds"
-            )
+            raise ConfigurationError("account_cooldown must be zero or positive seconds")
         if callbacks is not None and not isinstance(callbacks, CallbackReceiver):
             raise ConfigurationError("callbacks must be a CallbackReceiver")
         try:
             self.user_id = _validation.optional_id("user_id", user_id)
         except ValidationError as exc:
             raise ConfigurationError(str(exc)) from None
-        self.base_url = base_url.rstrip("/")
-        self.max_poll_rate = float(max_poll_rate)
-        self.callbacks = callbacks
-        self._http = HttpSession(
+        self._open(
+            TEMPOLOR,
             token=token,
-            base_url=self.base_url,
-            timeout=float(timeout),
-            upload_timeout=float(upload_timeout),
+            base_url=base_url,
+            timeout=timeout,
+            upload_timeout=upload_timeout,
             max_retries=max_retries,
             busy_timeout=float(busy_timeout),
             session=session,
         )
+        self.callbacks = callbacks
         self.accounts = Accounts(self)
         self.music = Music(self)
         self.voices = Voices(self)
@@ -105,17 +87,13 @@ class TempolorClient:
         state = " closed" if self._http.closed else ""
         return f"<TempolorClient{state} base_url={self.base_url!r} user_id={self.user_id!r}>"
 
-    @property
-    def closed(self) -> bool:
-        return self._http.closed
-
     async def aclose(self) -> None:
         """End every wait and queued generation of the client, and close the session it
         created (never one passed in). Idempotent."""
         if self.callbacks is not None:
             self.callbacks._detach(self._engine)
         await self._engine.aclose()
-        await self._http.aclose()
+        await super().aclose()
 
     async def capacity(self) -> dict[str, AccountCapacity]:
         """The client's view of each account's slots (``max_jobs``, ``executing``,
@@ -128,17 +106,6 @@ class TempolorClient:
         """
         self._http._api_session()  # a closed client refuses
         return await self._engine.capacity()
-
-    async def __aenter__(self) -> TempolorClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def await_job(
         self,

@@ -496,7 +496,6 @@ class Engine:
     async def _refresh_slots(self) -> None:
         """Read the slots again now (after a 429: the view missed something)."""
         started = time.monotonic()
-        await self.limiter.acquire()
         try:
             capacity = await self._client.scheduler.available()
         except TempolorError as exc:
@@ -616,9 +615,9 @@ class Engine:
     async def generate(self, path: str, body: dict[str, Any]) -> Submission:
         """Send a generation through the capacity gate; see section 12 of the contract."""
         http = self._client._http
+        started = time.monotonic()
         if not self.capacity_aware or not await self._read_view():
             return await self._post(path, body, http.busy_timeout)
-        started = time.monotonic()
         named = body.get("user_id")
         max_jobs = body.get("maxJobs")
         several = len(self._accounts) > 1
@@ -632,18 +631,22 @@ class Engine:
                 self._raise_if_all_set_aside(excluded)
             account = await self._take_slot(path, named, max_jobs, excluded, started)
             sent = body if named is not None or not several else {**body, "user_id": account}
+            attempt = time.monotonic()
             try:
                 submission = await self._post(path, sent, 0.0)
             except RateLimitError as exc:
                 self._note_busy(exc)
                 self._release(account)
                 delay = _protocol.busy_delay(exc.retry_after, floor=http.busy_retry_seconds)
-                if time.monotonic() - started + delay > http.busy_timeout:
+                # The next answer would come a wait and an exchange from now.
+                answer = time.monotonic() + delay + (time.monotonic() - attempt)
+                if answer - started > http.busy_timeout:
                     raise
                 reason = f"{exc.status} {exc.message}"
                 logger.warning("POST %s failed (%s); retrying in %.1f s", path, reason, delay)
-                await anyio.sleep(delay)
-                await self._refresh_slots()
+                resume = time.monotonic() + delay
+                await self._refresh_slots()  # within the wait, not after it
+                await anyio.sleep(max(0.0, resume - time.monotonic()))
                 continue
             except APIStatusError as exc:
                 self._release(account)

@@ -75,3 +75,35 @@ async def test_the_recovery_recipe_finds_an_accepted_job(
         with pytest.raises(APIConnectionError):
             await create_song_once(client, "a brand new song")
     assert len(fake.submissions) == 1 + accepted
+
+
+def noiz_recipe() -> str:
+    section = README.read_text(encoding="utf-8").split("### Recipe: clone a voice", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match is not None, "the Noiz recipe has no python block"
+    return match.group(1)
+
+
+@pytest.mark.anyio
+async def test_the_noiz_recipe_clones_a_voice_and_speaks_with_it(tmp_path: Path) -> None:
+    from tempolor_async.testing import FakeNoiz, sample_audio
+
+    (tmp_path / "me.wav").write_bytes(sample_audio(1.5))
+    async with FakeNoiz() as fake:
+        env = {**os.environ, "NOIZ_API_KEY": fake.api_key, "NOIZ_BASE_URL": fake.base_url}
+        result = await anyio.run_process(
+            [sys.executable, "-c", noiz_recipe()],
+            cwd=tmp_path,
+            env=env,
+            check=False,
+            stderr=subprocess.STDOUT,
+        )
+        output = result.stdout.decode()
+        assert result.returncode == 0, output
+        [voice] = fake.custom_voices()
+        assert f"cloned {voice.voice_id} from 1.5 s of audio" in output
+        assert "wrote hello.wav" in output
+        assert voice.sample == (tmp_path / "me.wav").read_bytes()
+        [speech] = fake.requests_to("POST", "/text-to-speech")
+        assert voice.voice_id.encode() in speech.body
+    assert (tmp_path / "hello.wav").read_bytes()[:4] == b"RIFF"

@@ -8,7 +8,9 @@ read every request it received. Run it standalone with ``python -m tempolor_asyn
 
 from ._media import midi_bytes as sample_midi
 from ._media import wav_bytes
-from ._server import FakeTempolor, Fault, RecordedRequest
+from ._server import Fault, RecordedRequest
+from .noiz import FakeNoiz
+from .tempolor import FakeTempolor
 
 
 def sample_audio(seconds: float = 1.0) -> bytes:
@@ -16,4 +18,4 @@ def sample_audio(seconds: float = 1.0) -> bytes:
     return wav_bytes("sample", seconds)
 
 
-__all__ = ["FakeTempolor", "Fault", "RecordedRequest", "sample_audio", "sample_midi"]
+__all__ = ["FakeNoiz", "FakeTempolor", "Fault", "RecordedRequest", "sample_audio", "sample_midi"]

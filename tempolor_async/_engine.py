@@ -262,9 +262,16 @@ class Engine:
                 self._drop_waiter_of(job_id, waiter)
 
     def hint(self, job: MusicJob) -> None:
-        """A callback said this job changed: confirm it at once if anything cares."""
+        """A callback said this job changed: confirm it at once if anything cares, that is
+        if it claims the job ended (a wait, or a queued generation, needs that) or if a wait
+        of the job reports progress. The confirming GET is the proof, never the callback."""
         job_id = job.job_id or ""
-        if job_id in self._jobs or (self._queue and job_id in self._submitted):
+        waiters = self._jobs.get(job_id)
+        if job.is_final:
+            wanted = waiters is not None or (bool(self._queue) and job_id in self._submitted)
+        else:
+            wanted = waiters is not None and any(w.wants_progress for w in waiters)
+        if wanted:
             self._hints.add(job_id)
             self._hinted.set()
 

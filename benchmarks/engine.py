@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import resource
 import statistics
@@ -83,7 +84,32 @@ def table(title: str, header: list[str], rows: list[list[object]], notes: list[s
 # --------------------------------------------------------------- makespan
 
 
+class WarningCounter(logging.Handler):
+    """Counts the SDK's WARNING lines (one per busy wait or retry) instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
 async def makespan(songs: int, slots: int, duration: float, capacity_aware: bool) -> dict[str, Any]:
+    logger = logging.getLogger("tempolor_async")
+    counter, propagate = WarningCounter(), logger.propagate
+    logger.addHandler(counter)
+    logger.propagate = False
+    try:
+        return await _makespan(songs, slots, duration, capacity_aware, counter)
+    finally:
+        logger.removeHandler(counter)
+        logger.propagate = propagate
+
+
+async def _makespan(
+    songs: int, slots: int, duration: float, capacity_aware: bool, counter: WarningCounter
+) -> dict[str, Any]:
     async with FakeTempolor(TOKEN, job_duration=duration, max_jobs=slots) as fake:
         async with fake.client(capacity_aware=capacity_aware, busy_timeout=3600) as client:
             # The documented busy wait is 30 s for the service's minutes-long jobs; here it
@@ -106,6 +132,7 @@ async def makespan(songs: int, slots: int, duration: float, capacity_aware: bool
             "seen": seen,
             "posts": posts,
             "answered_429": posts - len(fake.submissions),
+            "warnings": counter.count,
         }
 
 
@@ -123,12 +150,21 @@ async def run_makespan(quick: bool) -> str:
                 f"{result['makespan'] / ideal:.2f}x",
                 result["posts"],
                 result["answered_429"],
+                result["warnings"],
             ]
         )
     return table(
         f"Makespan: {songs} songs ({2 * songs} jobs) at once, one account, maxJobs {slots}, "
         f"{duration:g} s jobs",
-        ["client", "makespan s", "all awaits done s", "vs ideal", "POSTs", "answered 429"],
+        [
+            "client",
+            "makespan s",
+            "all awaits done s",
+            "vs ideal",
+            "POSTs",
+            "answered 429",
+            "WARNING lines",
+        ],
         rows,
         [
             f"ideal = {2 * songs} jobs / {slots} slots x {duration:g} s = {ideal:g} s; "

@@ -116,12 +116,16 @@ class TempolorClient(BaseClient):
         on_progress: JobCallback | None = None,
         raise_on_failure: bool = True,
     ) -> MusicJob:
-        """Poll a job until it is final and return its record.
+        """Wait until a job is final and return its record.
 
-        ``poll_interval=None`` polls adaptively (about 2 s, growing to 15 s). Transient
-        failures are ridden out; a 404 is tolerated for the first 30 s. Raises
-        :class:`JobFailedError` for a FAILED job unless ``raise_on_failure=False``, and
-        :class:`JobTimeoutError` when ``timeout`` seconds pass first.
+        Served by the client's one shared poll loop, with every other wait of the client in
+        any task: the job's record is fetched when the scheduler stops listing it (or, with
+        ``on_progress``, at each poll), and a :class:`CallbackReceiver` wakes it at once.
+        ``poll_interval=None`` polls adaptively (about 2 s, growing to 15 s; with callbacks,
+        every ``callback_poll_interval``). Transient failures are ridden out; a 404 is
+        tolerated for the first 30 s. Raises :class:`JobFailedError` for a FAILED job unless
+        ``raise_on_failure=False``, and :class:`JobTimeoutError` when ``timeout`` seconds
+        pass first. https://useapi.net/docs/api-tempolor-v1/get-tempolor-music-job_id
         """
         job_id = _validation.path_id("job_id", job_id)
         _check_wait_options(timeout, poll_interval)
@@ -146,11 +150,12 @@ class TempolorClient(BaseClient):
         raised) as soon as it is seen, from one poll loop shared by all the jobs.
 
         Each round asks ``GET scheduler/`` which jobs still run (one request for all of
-        them) and fetches a job's record only once it has left that list, or every round
-        when ``on_progress`` wants progress; ``max_poll_rate`` bounds the requests per
-        second. ``timeout`` (None: no limit, as large batches may take hours) raises
-        :class:`JobTimeoutError` naming every unfinished job. Leaving the loop early, or
-        cancelling it, stops all polling at once.
+        them, and for every other wait of the client) and fetches a job's record only once
+        it has left that list, or every round when ``on_progress`` wants progress;
+        ``max_poll_rate`` bounds the client's poll requests per second. ``timeout`` (None:
+        no limit, as large batches may take hours) raises :class:`JobTimeoutError` naming
+        every unfinished job. Leaving the loop early, or cancelling it, ends this wait at
+        once and disturbs no other.
         """
         if isinstance(job_ids, str):
             raise ValidationError("job_ids", "must be a collection of job ids, not one string")

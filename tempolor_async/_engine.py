@@ -656,12 +656,13 @@ class Engine:
                 await anyio.sleep(max(0.0, resume - time.monotonic()))
                 continue
             except APIStatusError as exc:
-                self._release(account)
-                if exc.status in REFUSALS and several:
+                refused = exc.status in REFUSALS and several
+                if refused:  # before its slot is given back, so no one else is sent there
                     self._set_aside(account, exc)
-                    if named is None:
-                        excluded.add(account)
-                        continue
+                self._release(account)
+                if refused and named is None:
+                    excluded.add(account)
+                    continue
                 vanished = isinstance(exc, NotFoundError) and named is None and several
                 if vanished and await self._account_vanished(account):
                     excluded.add(account)

@@ -322,3 +322,31 @@ async def test_bad_options_are_refused() -> None:
         TempolorClient("t", account_cooldown=-1)
     with pytest.raises(ConfigurationError):
         TempolorClient("t", callbacks="http://example.com")  # type: ignore[arg-type]
+
+
+@pytest.mark.fake(max_jobs=2, job_duration=0.3)
+async def test_an_account_that_starts_refusing_mid_run_is_set_aside(
+    fake: FakeTempolor, warnings_logged
+) -> None:  # type: ignore[no-untyped-def]
+    fake.add_account("200777", max_jobs=2)
+    done: list[str] = []
+    async with fake.client() as client:
+
+        async def one(number: int) -> None:
+            submission = await client.music.create_song(f"song {number}")
+            await client.await_jobs(submission.jobs or [], poll_interval=0.05)
+            done.append(submission.jobs[0].split("-job:")[0].rpartition(":")[2])
+
+        async with anyio.create_task_group() as group:
+            for number in range(4):
+                group.start_soon(one, number)
+            await until(lambda: len(done) >= 2)
+            fake.accounts["200777"].subscribed = False  # its plan ran out
+            for number in range(4, 8):
+                group.start_soon(one, number)
+    assert len(done) == 8  # every generation went through, on the account still paying
+    refused = [body for body in posts(fake) if body["user_id"] == "200777"]
+    assert len(refused) - sum(1 for account in done if account == "200777") == 1
+    lines = warnings_logged()
+    assert len(lines) == 1
+    assert "200777" in lines[0]

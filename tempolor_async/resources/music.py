@@ -48,8 +48,11 @@ class Music(Resource):
     ) -> Submission:
         """Generate a song with vocals; the submission names two jobs to await.
 
-        Never retried once it may have reached the service (a retry could pay twice); a 429
-        "busy" is waited out, at least 30 s at a time, for up to ``busy_timeout``.
+        Sent only when the account has a free slot (the client's capacity gate: it waits,
+        first come first served, up to ``busy_timeout``, then raises RateLimitError with
+        nothing sent). Never retried once it may have reached the service (a retry could pay
+        twice); a 429 "busy" that still arrives is waited out, at least 30 s at a time,
+        within ``busy_timeout``. https://useapi.net/docs/api-tempolor-v1/post-tempolor-music-song
         """
         _validation.voice_sources(artist_voice_item_id, cloned_voice_item_id, midi_item_id)
         body = _protocol.body(

@@ -251,3 +251,35 @@ async def test_a_receiver_without_public_url_refuses_before_sending(fake: FakeTe
         with pytest.raises(ConfigurationError):
             await client.music.create_song("x")
     assert fake.requests_to("POST", "/music/*") == []
+
+
+async def test_the_asgi_app_speaks_lifespan_and_ignores_websockets() -> None:
+    receiver = CallbackReceiver()
+    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await receiver.asgi({"type": "lifespan"}, receive, send)
+    assert [m["type"] for m in sent] == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.complete",
+    ]
+    sent.clear()
+    await receiver.asgi({"type": "websocket", "path": f"/{receiver.secret}"}, receive, send)
+    assert sent == []
+
+
+async def test_serve_lends_its_url_to_a_receiver_without_one() -> None:
+    receiver = CallbackReceiver()
+    async with receiver.serve() as url:
+        assert url.startswith("http://127.0.0.1:")
+        assert receiver.reply_url() == f"{url}/{receiver.secret}"
+    assert receiver.public_url is None
+    given = CallbackReceiver("https://hooks.example.com/t")
+    async with given.serve() as url:
+        assert url == "https://hooks.example.com/t"  # the address the service is told

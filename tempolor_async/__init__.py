@@ -81,6 +81,7 @@ from ._models import (
     VoiceClone,
 )
 from ._pagination import AsyncPager, Page
+from .batch import BatchEvent, BatchItemResult, BatchReport, InstrumentalRequest, SongRequest
 
 __version__ = "0.1.0"
 
@@ -94,6 +95,9 @@ __all__ = [
     "AsyncPager",
     "AuthenticationError",
     "BadRequestError",
+    "BatchEvent",
+    "BatchItemResult",
+    "BatchReport",
     "CallbackReceiver",
     "Capacity",
     "ClonedVoice",
@@ -101,6 +105,7 @@ __all__ = [
     "DownloadLink",
     "FileFormat",
     "InstrumentalModel",
+    "InstrumentalRequest",
     "JobFailedError",
     "JobStatus",
     "JobTimeoutError",
@@ -119,6 +124,7 @@ __all__ = [
     "RunningJob",
     "ServerError",
     "SongModel",
+    "SongRequest",
     "StemsSplit",
     "Submission",
     "TempolorClient",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from contextlib import aclosing
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
@@ -20,6 +21,10 @@ from ._models import AccountCapacity, MusicJob
 from ._polling import JobCallback
 from .resources import Accounts, Midi, Music, Scheduler, Voices
 from .resources._service import TEMPOLOR
+
+if TYPE_CHECKING:
+    from .batch import BatchReport
+    from .batch._runner import BatchItems, EventCallback
 
 DEFAULT_BASE_URL = "https://api.useapi.net/v1/tempolor"
 
@@ -205,6 +210,43 @@ class TempolorClient(BaseClient):
         _files.check_destination(dest)
         name = unquote(parts.path.rstrip("/").rpartition("/")[2])
         return await _files.download(self._http, url, dest, name, on_progress)
+
+    async def run_batch(
+        self,
+        items: BatchItems,
+        *,
+        journal: str | os.PathLike[str],
+        out_dir: str | os.PathLike[str] | None = None,
+        formats: Sequence[str] = ("mp3",),
+        max_generations: int | None = None,
+        min_remaining: int | None = None,
+        on_event: EventCallback | None = None,
+        retry_failed: bool = False,
+    ) -> BatchReport:
+        """Generate many tracks over every account's slots, with a journal that survives a
+        crash without paying twice, and leave the files and ``manifest.jsonl`` in ``out_dir``.
+
+        ``items`` are :class:`SongRequest`/:class:`InstrumentalRequest` (an iterable or async
+        iterable); running again with the same ``journal`` resumes. ``max_generations`` caps
+        the generations over the journal's whole life; ``min_remaining`` stops submitting
+        once a submission's ``remainNum`` falls below it; ``on_event`` (sync or async) sees
+        every change of an item's state; ``retry_failed=True`` sends failed items again (a
+        retry pays again). See the README's "Batches" section.
+        https://useapi.net/docs/api-tempolor-v1/post-tempolor-music-song
+        """
+        from .batch import run_batch
+
+        return await run_batch(
+            self,
+            items,
+            journal=journal,
+            out_dir=out_dir,
+            formats=formats,
+            max_generations=max_generations,
+            min_remaining=min_remaining,
+            on_event=on_event,
+            retry_failed=retry_failed,
+        )
 
 
 def _check_wait_options(timeout: float | None, poll_interval: float | None) -> None:

@@ -170,11 +170,17 @@ class FormUpload:
     source as :class:`Upload` streams a raw body. Same interface as Upload for the seam."""
 
     def __init__(
-        self, fields: Mapping[str, str], file: Upload | None = None, *, file_field: str = "file"
+        self,
+        fields: Mapping[str, str],
+        file: Upload | None = None,
+        *,
+        file_field: str = "file",
+        accept: str | None = None,
     ) -> None:
         self.fields = dict(fields)
         self.file = file
         self.file_field = file_field
+        self.headers = {"Accept": accept} if accept else {}
 
     def body(self) -> tuple[Any, dict[str, str]]:
         form = aiohttp.FormData(default_to_multipart=True)
@@ -182,7 +188,7 @@ class FormUpload:
             form.add_field(name, value)
         if self.file is not None:
             extension = mimetypes.guess_extension(self.file.content_type) or ""
-            filename = safe_name(self.file.filename or "", fallback="audio") or "audio"
+            filename = safe_name(self.file.filename or "", fallback="audio")
             if "." not in filename:
                 filename += extension
             form.add_field(
@@ -191,7 +197,7 @@ class FormUpload:
                 filename=filename,
                 content_type=self.file.content_type,
             )
-        return form, {}
+        return form, self.headers
 
     def release(self) -> None:
         if self.file is not None:

@@ -219,6 +219,7 @@ async def test_synthesize_streams_wav_to_disk_with_its_duration(noiz_fake, noiz,
     fields = form_fields(request.body, request.headers["Content-Type"])
     assert fields["voice_id"] == "builtin-01"
     assert (fields["speed"], fields["output_format"]) == ("1.5", "wav")
+    assert request.headers["Accept"] == "audio/*, application/json"
     assert json.loads(fields["emo"]) == {"Joy": 0.5}
 
 
@@ -414,3 +415,42 @@ async def test_bad_list_input_is_refused_before_sending(noiz_fake, noiz, argumen
         noiz.voices.list(**arguments)
     assert info.value.parameter == parameter
     assert noiz_fake.requests == []
+
+
+# ------------------------------------------------------------------ the shared pieces
+
+
+async def test_numbered_pages_stop_at_a_short_page_an_empty_page_or_the_total():
+    from tempolor_async._pagination import numbered_pages
+
+    asked: list[int] = []
+
+    def pager(sizes: list[int], total: int | None):
+        async def fetch(number: int) -> tuple[list[str], int | None]:
+            asked.append(number)
+            return [f"{number}-{i}" for i in range(sizes[number])], total
+
+        return numbered_pages(fetch, 3)
+
+    assert len(await pager([3, 3, 1], None).to_list()) == 7  # short page
+    assert asked == [0, 1, 2]
+    asked.clear()
+    assert len(await pager([3, 3, 0], None).to_list()) == 6  # empty page
+    assert asked == [0, 1, 2]
+    asked.clear()
+    assert len(await pager([3, 3, 3], 6).to_list()) == 6  # total reached: no third request
+    assert asked == [0, 1]
+
+
+def test_a_path_is_handed_to_aiohttp_as_an_open_file_not_a_copy(sample):
+    from tempolor_async._files import FormUpload
+    from tempolor_async.noiz.voices import audio_upload
+
+    upload = FormUpload({"display_name": "Me"}, audio_upload("file", sample, None))
+    form, headers = upload.body()
+    assert headers == {}
+    [(_, _, value)] = [field for field in form._fields if field[0].get("name") == "file"]
+    assert isinstance(value, io.BufferedReader)
+    assert value.name == str(sample)
+    upload.release()
+    assert value.closed

@@ -140,9 +140,16 @@ async def test_a_missing_or_refused_key_and_the_key_never_printed(noiz_fake):
     assert KEY not in run.stdout + run.stderr
 
 
-async def test_the_standalone_simulator_serves_noiz():
-    command = [sys.executable, "-m", "tempolor_async.testing", "--noiz", "--port", "0"]
-    command += ["--noiz-key", KEY]
+@pytest.mark.parametrize(
+    ("command", "key"),
+    [
+        (["tempolor_async.testing", "--noiz", "--port", "0", "--noiz-key", KEY], KEY),
+        (["tempolor_async.cli", "simulate", "--noiz", "--port", "0"], "fake-noiz-key"),
+    ],
+    ids=["python -m tempolor_async.testing", "tempolor simulate"],
+)
+async def test_the_standalone_simulator_serves_noiz(command, key):
+    command = [sys.executable, "-m", *command]
     async with await anyio.open_process(command) as process:
         text = ""
         with anyio.fail_after(20):
@@ -153,7 +160,7 @@ async def test_the_standalone_simulator_serves_noiz():
         assert "Noiz simulator running" in text
         async with aiohttp.ClientSession() as session:
             url = base_url[1] + "/voices?voice_type=built-in"
-            async with session.get(url, headers={"Authorization": KEY}) as response:
+            async with session.get(url, headers={"Authorization": key}) as response:
                 assert (await response.json())["data"]["total_count"] == 12
         process.send_signal(signal.SIGTERM)
         with anyio.fail_after(10):

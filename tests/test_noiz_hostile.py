@@ -175,3 +175,19 @@ async def test_a_list_without_data_is_a_decode_error(serve):
     async with NoizClient(KEY, base_url=server.base_url) as noiz:
         with pytest.raises(ResponseDecodeError, match="envelope"):
             await noiz.voices.list().to_list()
+
+
+async def test_an_endless_json_answer_to_a_synthesis_is_cut_short(serve, tmp_path: Path):
+    async def answer(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(b'{"code": 0, "data": "')
+        for _ in range(64):
+            await response.write(b"x" * 65536)  # 4 MiB in all, past the 1 MiB limit
+        return response
+
+    server = await serve(answer)
+    async with NoizClient(KEY, base_url=server.base_url) as noiz:
+        with pytest.raises(ResponseDecodeError, match="over 1048576 bytes"):
+            await noiz.speech.synthesize("Hi", tmp_path / "hi.wav", voice_id="v1")
+    assert list(tmp_path.iterdir()) == []

@@ -445,6 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--noiz", action="store_true", help="serve the Noiz voice API instead")
 
     _noiz.add_parser(command)
+
+    from ._batch import add_command as add_batch_command
+
+    add_batch_command(command)
     return parser
 
 

@@ -63,7 +63,7 @@ class NoizService(Service):
             envelope = parse_json(content, method, path)
         except ResponseDecodeError as exc:
             text = str(exc).removeprefix(f"{method} {path}: ")
-            redacted = text.replace(self._key.decode(), REDACTED)
+            redacted = text.replace(self.key, REDACTED)
             raise ResponseDecodeError(redacted, method=method, path=path) from None
         if type(envelope) is not dict or envelope.get("data") is None:
             raise ResponseDecodeError(

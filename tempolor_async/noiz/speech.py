@@ -17,10 +17,12 @@ from .._files import CHUNK_BYTES, AtomicFile, FormUpload, UploadSource
 from .._protocol import ApiRequest, Kind
 from ._base import NoizResource
 from ._models import OutputFormat, Speech
-from .voices import audio_upload, flag
+from .voices import audio_upload, flag, present
 
 MAX_TEXT = 5000
 MAX_DURATION_SECONDS = 36.0
+MAX_ENVELOPE_BYTES = 1024 * 1024
+PATH = "/text-to-speech"
 
 
 class SpeechResource(NoizResource):
@@ -65,13 +67,14 @@ class SpeechResource(NoizResource):
             upload = audio_upload("reference_audio", reference_audio, content_type)
         _files.check_destination(dest)
         target = _files.target_path(dest, f"speech.{fmt}")
-        body = FormUpload({name: value for name, value in fields.items() if value}, upload)
+        # The answer is audio (or, for an error, the JSON envelope).
+        body = FormUpload(present(fields), upload, accept="audio/*, application/json")
 
         async def write_audio(response: aiohttp.ClientResponse) -> bytes:
             """Stream the audio into place; an answer in JSON is handed back to be read as
             the envelope (an error under 200)."""
             if response.content_type == "application/json":
-                return await response.read()
+                return await _read_envelope(response)
             partial = AtomicFile(target)
             try:
                 async for chunk in response.content.iter_chunked(CHUNK_BYTES):
@@ -83,15 +86,27 @@ class SpeechResource(NoizResource):
                 raise
             return b""
 
-        request = ApiRequest(
-            "POST", "/text-to-speech", kind=Kind.UPLOAD, upload=body, sink=write_audio
-        )
+        request = ApiRequest("POST", PATH, kind=Kind.UPLOAD, upload=body, sink=write_audio)
         reply = await self._send(request)
         if reply.content:
             raise ResponseDecodeError(
                 "expected audio, got JSON with no error code", method="POST", path=request.path
             )
         return Speech(path=target, duration=_seconds(reply.headers.get("X-Audio-Duration")))
+
+
+async def _read_envelope(response: aiohttp.ClientResponse) -> bytes:
+    """A JSON answer where audio was expected, read up to MAX_ENVELOPE_BYTES."""
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+        body += chunk
+        if len(body) > MAX_ENVELOPE_BYTES:
+            raise ResponseDecodeError(
+                f"a JSON answer over {MAX_ENVELOPE_BYTES} bytes where audio was expected",
+                method="POST",
+                path=PATH,
+            )
+    return bytes(body)
 
 
 def _positive(name: str, value: float) -> float:

@@ -93,7 +93,7 @@ class Voices(NoizResource):
             "language": _validation.text("language", language),
         }
         upload = None if file is None else audio_upload("file", file, content_type)
-        body = FormUpload(_present(fields), upload)
+        body = FormUpload(present(fields), upload)
         request = ApiRequest("POST", "/voices", kind=Kind.UPLOAD, upload=body)
         clone: VoiceClone = await self._call(VoiceClone, request)
         return clone
@@ -113,5 +113,6 @@ class Voices(NoizResource):
         return deleted
 
 
-def _present(fields: dict[str, Any]) -> dict[str, str]:
+def present(fields: dict[str, Any]) -> dict[str, str]:
+    """The form fields that have a value."""
     return {name: value for name, value in fields.items() if value is not None}

@@ -4,6 +4,10 @@
 with the documented checks, response shapes and error bodies, moves jobs through their
 lifecycle, enforces ``maxJobs``, serves real media files, and lets tests inject faults and
 read every request it received. Run it standalone with ``python -m tempolor_async.testing``.
+
+``FakeNoiz`` does the same for Noiz AI's voice API (``--noiz`` standalone). Both stand on
+``_server.py``, what every simulator shares: the server's lifecycle, the request log, fault
+injection and routing.
 """
 
 from ._media import midi_bytes as sample_midi

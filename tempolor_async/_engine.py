@@ -163,9 +163,10 @@ class Waiter:
             raise TempolorError("the client was closed while waiting for jobs") from None
 
     def served(self, tick: float) -> None:
-        """A tick that started at ``tick`` looked at this waiter's jobs."""
-        self.interval = next(self.delays)
+        """A tick that started at ``tick`` looked at this waiter's jobs: the next is one
+        interval of its schedule later."""
         self.next_due = tick + self.interval
+        self.interval = next(self.delays)
 
 
 # -------------------------------------------------------------------- engine

@@ -397,6 +397,12 @@ class Engine:
             if use_available:
                 self._snapshot_at = time.monotonic()
                 self._refresh_now = False
+            if isinstance(exc, APIStatusError) and exc.status in REFUSALS:
+                # The token itself is refused: every wait and queued generation ends with it.
+                for job_id, waiters in list(self._jobs.items()):
+                    self._deliver(job_id, exc, waiters)
+                self._fail_queue(exc)
+                return None
             if not self._scheduler_failing:
                 logger.warning("scheduler unavailable (%s); polling jobs directly", exc)
             self._scheduler_failing = True
@@ -621,7 +627,8 @@ class Engine:
         self._queue.clear()
 
     async def generate(self, path: str, body: dict[str, Any]) -> Submission:
-        """Send a generation through the capacity gate; see section 12 of the contract."""
+        """Send a generation through the capacity gate: wait for a free slot on the account
+        named (or the freest one), send once, and set aside accounts that refuse."""
         http = self._client._http
         started = time.monotonic()
         if not self.capacity_aware or not await self._read_view():

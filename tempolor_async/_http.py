@@ -26,12 +26,21 @@ from . import _protocol
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
+    ConfigurationError,
     RateLimitError,
+    ResponseDecodeError,
     TempolorError,
+    redact,
+    register_secret,
 )
 from ._protocol import ApiRequest, Kind, Service
 
 logger = logging.getLogger("tempolor_async")
+
+# API responses are read up to this size, decompressed; a larger one is refused as soon as
+# the limit is passed, so memory stays bounded whatever a server sends (a gzip bomb, an
+# endless chunked body). The largest documented answer is a few hundred kilobytes.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 
 @attrs.frozen
@@ -53,7 +62,8 @@ class _NoResponse(Exception):
 
 
 def _no_response(exc: BaseException, method: str, path: str) -> _NoResponse:
-    """Map an aiohttp failure to our exception, noting whether the request may have arrived."""
+    """Map an aiohttp failure to our exception, noting whether the request may have arrived.
+    The text never quotes a URL (its query may hold a signed key) nor a server's bytes."""
     where = f"{method} {path}"
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return _NoResponse(
@@ -64,9 +74,43 @@ def _no_response(exc: BaseException, method: str, path: str) -> _NoResponse:
     if isinstance(exc, aiohttp.ClientConnectorError):
         text = f"{where}: cannot connect: {exc.os_error.strerror or exc.os_error}"
         return _NoResponse(APIConnectionError(text, method=method, path=path), False)
-    reason = type(exc).__name__
-    text = f"{where}: connection failed ({reason}: {exc})" if str(exc) else f"{where}: {reason}"
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        text = f"{where}: redirected too many times"
+    elif isinstance(
+        exc, (aiohttp.InvalidUrlRedirectClientError, aiohttp.NonHttpUrlRedirectClientError)
+    ):
+        text = f"{where}: redirected to an unusable URL"
+    elif isinstance(exc, aiohttp.InvalidURL):
+        text = f"{where}: unusable URL"
+    elif isinstance(exc, aiohttp.ClientResponseError):  # a response aiohttp could not parse
+        summary = str(exc.message).split("\n", 1)[0].rstrip(": ")
+        text = f"{where}: invalid HTTP response ({summary or type(exc).__name__})"
+    else:
+        reason = type(exc).__name__
+        text = f"{where}: connection failed ({reason}: {exc})" if str(exc) else f"{where}: {reason}"
     return _NoResponse(APIConnectionError(text, method=method, path=path), True)
+
+
+async def _read_body(response: aiohttp.ClientResponse, method: str, path: str) -> bytes:
+    """The whole body, up to MAX_RESPONSE_BYTES decompressed; ResponseDecodeError beyond."""
+    declared = response.content_length
+    if (
+        declared is not None
+        and declared <= MAX_RESPONSE_BYTES
+        and not response.headers.get("Content-Encoding")
+    ):
+        return await response.read()  # aiohttp stops at Content-Length
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > MAX_RESPONSE_BYTES:
+            response.close()
+            raise ResponseDecodeError(
+                f"response body larger than {MAX_RESPONSE_BYTES // 2**20} MiB; not read further",
+                method=method,
+                path=path,
+            )
+    return bytes(body)
 
 
 @functools.lru_cache(maxsize=8)
@@ -101,6 +145,7 @@ class HttpSession:
     ) -> None:
         self.service = service
         self._authorization = service.authorization(token)
+        register_secret(self, token)
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.upload_timeout = upload_timeout
@@ -120,6 +165,8 @@ class HttpSession:
         if self._session is None:
             # Created on first use, inside the running loop, so an unused client owns nothing.
             self._session = _own_session()
+        elif self._session.closed:
+            raise ConfigurationError("the aiohttp session given as session= is closed")
         return self._session
 
     def _plain_session(self) -> aiohttp.ClientSession:
@@ -229,16 +276,19 @@ class HttpSession:
                 raise_for_status=False,
                 allow_redirects=False,
             ) as response:
-                if request.sink is not None and 200 <= response.status < 300:
-                    content = await request.sink(response)
-                else:
-                    content = await response.read()
                 status = response.status
                 response_headers = response.headers
+                if request.sink is not None and 200 <= status < 300:
+                    content = await request.sink(response)
+                else:
+                    content = await _read_body(response, request.method, request.path)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             failure = _no_response(exc, request.method, request.path)
             self._log(request.method, request.path, "no response", started, attempt)
             raise failure from exc
+        except ResponseDecodeError:
+            self._log(request.method, request.path, "body too large", started, attempt)
+            raise
         finally:
             if request.upload is not None:
                 request.upload.release()
@@ -262,10 +312,13 @@ class HttpSession:
         ``timeout`` bounds the silence between reads, not the whole transfer.
         """
         session = self._plain_session()
-        target = URL(url, encoded=True)
-        path = target.raw_path  # encoded, and never the query: it may hold a signed key
+        problem = _protocol.media_url_problem(url)
+        if problem is not None:
+            raise ResponseDecodeError(f"the download URL {problem}")
+        target = URL(url, encoded=url.isascii())
+        path = redact(target.raw_path)  # never the query: it may hold a signed key
         started = time.monotonic()
-        failure: APIConnectionError | None = None
+        failure: TempolorError | None = None
         try:
             async with session.get(
                 target,
@@ -276,7 +329,7 @@ class HttpSession:
             ) as response:
                 self._log("GET", path, response.status, started, 1)
                 if response.status >= 300:
-                    content = await response.read()
+                    content = await _read_body(response, "GET", path)
                     raise self.service.error_for(
                         response.status, response.headers, content, "GET", path
                     )

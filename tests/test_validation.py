@@ -359,7 +359,7 @@ async def _outcome(call: Callable[[], Any]) -> str:
     try:
         await run(call)
     except ValidationError as exc:
-        states_rule = re.search(r"blank|required|contain", str(exc))
+        states_rule = re.search(r"blank|required|contain|must not be|Unicode", str(exc))
         is_value_error = isinstance(exc, ValueError)
         return exc.parameter if states_rule and is_value_error else f"unclear: {exc}"
     except Exception as exc:

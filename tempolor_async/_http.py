@@ -190,8 +190,11 @@ class HttpSession:
 
     # ----------------------------------------------------------- requests
 
-    async def send(self, request: ApiRequest) -> Reply:
-        """Send with the retry policy of the request's kind; return a 2xx reply or raise."""
+    async def send(self, request: ApiRequest, *, busy_timeout: float | None = None) -> Reply:
+        """Send with the retry policy of the request's kind; return a 2xx reply or raise.
+
+        ``busy_timeout`` replaces the client's for this request (0: a 429 raises at once)."""
+        busy_limit = self.busy_timeout if busy_timeout is None else busy_timeout
         retries = 0
         busy_since: float | None = None
         while True:
@@ -227,7 +230,7 @@ class HttpSession:
             if isinstance(error, RateLimitError) and request.kind is Kind.GENERATION:
                 busy_since = busy_since or started
                 delay = _protocol.busy_delay(error.retry_after, floor=self.busy_retry_seconds)
-                if time.monotonic() - busy_since + delay > self.busy_timeout:
+                if time.monotonic() - busy_since + delay > busy_limit:
                     raise error
                 await self._pause(request, f"{status} {error.message}", delay)
                 continue

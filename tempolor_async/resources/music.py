@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -50,9 +51,12 @@ class Music(Resource):
     ) -> Submission:
         """Generate a song with vocals; the submission names two jobs to await.
 
-        Never retried once it may have reached the service (a retry could pay twice); a 429
-        "busy" is waited out, at least 30 s at a time, for up to ``busy_timeout``. At most
-        one of ``artist_voice_item_id``, ``cloned_voice_item_id`` and ``midi_item_id``.
+        Sent only when the account has a free slot (the client's capacity gate: it waits,
+        first come first served, up to ``busy_timeout``, then raises RateLimitError with
+        nothing sent). Never retried once it may have reached the service (a retry could pay
+        twice); a 429 "busy" that still arrives is waited out, at least 30 s at a time,
+        within ``busy_timeout``. At most one of ``artist_voice_item_id``,
+        ``cloned_voice_item_id`` and ``midi_item_id``.
         https://useapi.net/docs/api-tempolor-v1/post-tempolor-music-song
         """
         _validation.voice_sources(artist_voice_item_id, cloned_voice_item_id, midi_item_id)
@@ -107,11 +111,13 @@ class Music(Resource):
             "user_id": self._user(user_id),
         }
 
-    async def _generate(self, path: str, body: dict[str, object]) -> Submission:
-        submission: Submission = await self._call(
-            Submission, "POST", path, kind=Kind.GENERATION, json=body
-        )
-        return submission
+    async def _generate(self, path: str, body: dict[str, Any]) -> Submission:
+        """Send through the client's capacity gate: a free slot first, then one POST that
+        is never repeated once it may have arrived."""
+        receiver = self._client.callbacks
+        if receiver is not None and "replyUrl" not in body:
+            body["replyUrl"] = _validation.reply_url(receiver.reply_url())
+        return await self._client._engine.generate(path, body)
 
     async def get(self, job_id: str) -> MusicJob:
         """A job's current record: status, progress, and once COMPLETED its title and

@@ -98,18 +98,8 @@ def batches_blocks(language: str) -> list[str]:
 @pytest.mark.anyio
 @pytest.mark.fake(job_duration=0.2)
 async def test_the_batches_example_runs_and_resumes(fake: FakeTempolor, tmp_path: Path) -> None:
-    env = {**os.environ, "USEAPI_TOKEN": fake.token, "TEMPOLOR_BASE_URL": fake.base_url}
-    outputs = []
-    for _ in range(2):
-        result = await anyio.run_process(
-            [sys.executable, "-c", batches_blocks("python")[0]],
-            cwd=tmp_path,
-            env=env,
-            check=False,
-            stderr=subprocess.STDOUT,
-        )
-        outputs.append(result.stdout.decode())
-        assert result.returncode == 0, outputs[-1]
+    env = {"USEAPI_TOKEN": fake.token, "TEMPOLOR_BASE_URL": fake.base_url}
+    outputs = [await run_example(batches_blocks("python")[0], tmp_path, env) for _ in range(2)]
     assert outputs[0] == outputs[1]
     assert "2 completed, 0 failed, 0 pending" in outputs[0]
     assert "shanty downloaded shanty-1.mp3 shanty-2.mp3" in outputs[0]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import anyio
 import attrs
 
-from ._errors import JobFailedError, JobTimeoutError, ResponseDecodeError, TempolorError
+from ._errors import JobFailedError, JobTimeoutError, ResponseDecodeError
 from ._models import MusicJob
 
 if TYPE_CHECKING:
@@ -181,4 +181,12 @@ class RateLimiter:
             raise
 
 
-__all__ = ["Delivery", "JobCallback", "RateLimiter", "TempolorError", "as_completed", "await_job"]
+__all__ = [
+    "Delivery",
+    "JobCallback",
+    "RateLimiter",
+    "as_completed",
+    "await_job",
+    "matched",
+    "notify",
+]

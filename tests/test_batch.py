@@ -285,13 +285,14 @@ async def test_a_dropped_request_is_looked_for_then_sent_again(
     assert report.items[0].status == "completed"
 
 
-@pytest.mark.parametrize("finished_before_resume", [False, True])
+@pytest.mark.parametrize("at_resume", ["running", "one job ended", "finished"])
 async def test_an_interrupted_send_is_reconciled_on_the_next_run(
-    fake: FakeTempolor, tmp_path: Path, finished_before_resume: bool
+    fake: FakeTempolor, tmp_path: Path, at_resume: str
 ) -> None:
-    """Cancelled while the service was still answering: the journal says ``submitting``; the
-    next run finds the generation (running: by replyRef; finished: among the records)."""
-    fake.job_duration = 0.5 if finished_before_resume else 30.0
+    """Cancelled while the service was still answering: the journal says ``submitting``. The
+    next run finds the generation: among the running jobs by its replyRef, among the records
+    by its prompt, or both when one of its two jobs has already ended."""
+    fake.job_duration = 0.5 if at_resume == "finished" else 30.0
     fake.inject("POST", "/music/song", delay=0.5)
     journal = tmp_path / "j.sqlite"
     items = [SongRequest("song", key="s")]
@@ -307,20 +308,26 @@ async def test_an_interrupted_send_is_reconciled_on_the_next_run(
                 await client.run_batch(items, journal=journal)
         assert journal_rows(journal)["s"]["state"] == "submitting"
         await wait_until(lambda: fake.submissions)
-        if finished_before_resume:
+        accepted = fake.submissions[0]
+        if at_resume == "finished":
             await wait_until(lambda: not fake.running_jobs())
-        else:
-            for job_id in fake.submissions[0]:
-                fake.complete(job_id)  # finish it after the running list was read
-            fake.job_duration = 0.2
-        report = await client.run_batch(items, journal=journal)
+        elif at_resume == "one job ended":
+            fake.complete(accepted[0])
+
+        def finish_once_adopted(event: BatchEvent) -> None:
+            if event.status == "submitted":
+                for job_id in accepted:
+                    fake.complete(job_id)
+
+        listed_before = len(fake.requests_to("GET", "/music/"))
+        report = await client.run_batch(items, journal=journal, on_event=finish_once_adopted)
     assert len(generation_posts(fake)) == 1
-    assert report.items[0].job_ids == tuple(fake.submissions[0]) or sorted(
-        report.items[0].job_ids
-    ) == sorted(fake.submissions[0])
+    assert sorted(report.items[0].job_ids) == sorted(accepted)
     assert report.items[0].status == "completed"
     assert report.generations_submitted == 0
     assert journal_rows(journal)["s"]["generations"] == 1
+    searched_records = len(fake.requests_to("GET", "/music/")) > listed_before
+    assert searched_records == (at_resume != "running")
 
 
 async def test_max_generations_counts_over_the_journals_whole_life(

@@ -50,16 +50,20 @@ async def find_generations(
         if ids:
             found[record.key] = ids[:2]
             claimed.update(ids[:2])
-        else:
+        if len(ids) < 2:  # not running, or one of its two jobs has already ended
             remaining.append(record)
     if remaining:
-        found.update(await _search_records(client, remaining, claimed))
+        found.update(await _search_records(client, remaining, claimed, found))
     return found
 
 
 async def _search_records(
-    client: TempolorClient, records: list[ItemRecord], claimed: set[str]
+    client: TempolorClient,
+    records: list[ItemRecord],
+    claimed: set[str],
+    running: dict[str, list[str]],
 ) -> dict[str, list[str]]:
+    """Complete ``running`` (job ids found among the running jobs) from the records."""
     groups: dict[tuple[str, str | None], list[ItemRecord]] = {}
     every_account: list[str | None] | None = None
     for record in records:
@@ -73,19 +77,20 @@ async def _search_records(
             accounts = every_account
         for account in accounts:
             groups.setdefault((record.type, account), []).append(record)
-    found: dict[str, list[str]] = {}
+    found = {record.key: list(running.get(record.key, [])) for record in records}
     for (kind, account), group in groups.items():
-        pending = [record for record in group if record.key not in found]
+        pending = [record for record in group if len(found[record.key]) < 2]
         if not pending:
             continue
         oldest = min(record.intent_at or 0.0 for record in pending) - CLOCK_MARGIN_SECONDS
         candidates = await _recent(client, kind, account, oldest)
         for record in sorted(pending, key=lambda record: record.intent_at or 0.0):
-            ids = _best_match(record, candidates, claimed)
+            known = found[record.key]
+            ids = _best_match(record, candidates, claimed, 2 - len(known))
             if ids:
-                found[record.key] = ids
+                found[record.key] = known + ids
                 claimed.update(ids)
-    return found
+    return {key: ids for key, ids in found.items() if ids}
 
 
 async def _recent(
@@ -105,8 +110,11 @@ async def _recent(
     return recent
 
 
-def _best_match(record: ItemRecord, candidates: list[MusicJob], claimed: set[str]) -> list[str]:
-    """The (up to two) unclaimed records that match, those created after the intent first."""
+def _best_match(
+    record: ItemRecord, candidates: list[MusicJob], claimed: set[str], wanted: int
+) -> list[str]:
+    """The (up to ``wanted``) unclaimed records that match, those created after the intent
+    first."""
     intent = record.intent_at or 0.0
     matches = [
         job
@@ -117,7 +125,7 @@ def _best_match(record: ItemRecord, candidates: list[MusicJob], claimed: set[str
         and _same_request(job, record.params)
     ]
     matches.sort(key=lambda job: (_created(job) < intent, abs(_created(job) - intent)))
-    return [job.job_id for job in matches[:2] if job.job_id]
+    return [job.job_id for job in matches[:wanted] if job.job_id]
 
 
 def _created(job: MusicJob) -> float:

@@ -170,7 +170,9 @@ def sdk_source() -> str:
     return f"{text}; commit {commit}, {state}"
 
 
-def machine(pinned: bool, load_before: str, load_after: str, source_before: str) -> list[str]:
+def machine(
+    affinity: Sequence[str], load_before: str, load_after: str, source_before: str
+) -> list[str]:
     """Where and when the run happened, and what was measured."""
     cpu = "unknown"
     try:
@@ -186,11 +188,6 @@ def machine(pinned: bool, load_before: str, load_after: str, source_before: str)
             versions.append(f"{name} {importlib.metadata.version(name)}")
         except importlib.metadata.PackageNotFoundError:
             versions.append(f"{name} (not installed)")
-    affinity = (
-        "simulator pinned to CPU 1, client processes to CPU 0"
-        if pinned
-        else "not used (fewer than 2 usable CPUs, or sched_setaffinity unavailable)"
-    )
     source_after = sdk_source()
     if source_after != source_before:
         source = (
@@ -202,7 +199,10 @@ def machine(pinned: bool, load_before: str, load_after: str, source_before: str)
     return [
         f"- Date: {now:%Y-%m-%d %H:%M} UTC",
         f"- SDK measured: {source}",
-        f"- CPU: {cpu}, {os.cpu_count()} cores; affinity: {affinity}",
+        f"- CPU: {cpu}, {os.cpu_count()} cores",
+        "- CPU affinity, as `Cpus_allowed_list` in /proc/<pid>/status of every process "
+        "(the values seen per role; the run stops if a pinned process is elsewhere):",
+        *(f"  - {line}" for line in affinity),
         f"- OS: {platform.platform()}",
         f"- Python {platform.python_version()} ({sys.implementation.name}); " + ", ".join(versions),
         f"- Load (uptime) before: {load_before}; after: {load_after}",

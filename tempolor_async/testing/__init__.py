@@ -8,7 +8,8 @@ read every request it received. Run it standalone with ``python -m tempolor_asyn
 
 from ._media import midi_bytes as sample_midi
 from ._media import wav_bytes
-from ._server import FakeTempolor, Fault, RecordedRequest
+from ._server import Fault, RecordedRequest
+from .tempolor import FakeTempolor
 
 
 def sample_audio(seconds: float = 1.0) -> bytes:

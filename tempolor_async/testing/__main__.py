@@ -8,7 +8,7 @@ import contextlib
 import signal
 import sys
 
-from ._server import FakeTempolor
+from .tempolor import FakeTempolor
 
 
 def build_parser() -> argparse.ArgumentParser:

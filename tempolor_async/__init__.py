@@ -4,6 +4,27 @@
 ...     submission = await client.music.create_song("uplifting synth-pop about the sea")
 ...     job = await client.await_job(submission.jobs[0])
 ...     path = await client.music.download(job.job_id, ".")
+
+Layout. What every service shares (one session handling, one retry loop, one converter)::
+
+    _http.py          HttpSession: the one seam to aiohttp, the retry loop, media streams
+    _protocol.py      pure: ApiRequest, retry decisions, JSON decoding, and ``Service``,
+                      the hooks through which a service states what is its own
+    _errors.py        the exception tree every service raises from
+    _convert.py       the one cattrs converter (camelCase or snake_case keys, .raw kept)
+    _pagination.py    AsyncPager and Page: cursor pages, and numbered_pages for page numbers
+    _files.py         uploads streamed from disk, downloads written atomically
+    _validation.py    the input checks and their limits
+
+What is TemPolor's::
+
+    _client.py        TempolorClient: configuration, resources, waiting for jobs
+    _models.py        TemPolor's models and enums
+    _polling.py       await_job and the shared poll loop of as_completed
+    resources/        one module per part of the API; resources/_service.py holds
+                      TemPolor's Service (bearer token, ``{"error"}`` bodies, cursor pages)
+    cli/              the ``tempolor`` command
+    testing/          the simulators: _server.py (what they share), tempolor/ (FakeTempolor)
 """
 
 from ._client import TempolorClient
@@ -41,7 +62,6 @@ from ._models import (
     MusicJob,
     MusicMaterial,
     MusicType,
-    Page,
     RunningJob,
     SongModel,
     StemsSplit,
@@ -49,7 +69,7 @@ from ._models import (
     Tonality,
     VoiceClone,
 )
-from ._pagination import AsyncPager
+from ._pagination import AsyncPager, Page
 
 __version__ = "0.1.0"
 

@@ -19,6 +19,7 @@ from ._http import HttpSession
 from ._models import MusicJob
 from ._polling import JobCallback
 from .resources import Accounts, Midi, Music, Scheduler, Voices
+from .resources._service import TEMPOLOR
 
 DEFAULT_BASE_URL = "https://api.useapi.net/v1/tempolor"
 
@@ -71,6 +72,7 @@ class TempolorClient:
         self.max_poll_rate = float(max_poll_rate)
         self._poll_limiter = _polling.RateLimiter(self.max_poll_rate)
         self._http = HttpSession(
+            service=TEMPOLOR,
             token=token,
             base_url=self.base_url,
             timeout=float(timeout),

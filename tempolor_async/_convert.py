@@ -1,13 +1,15 @@
-"""The one cattrs converter that turns the service's JSON into models.
+"""The one cattrs converter that turns every service's JSON into models.
 
 One hook factory serves every attrs model: it maps each attribute to its JSON key (the
-camelCase of the name, or the key given in the field's metadata), ignores unknown keys, keeps
+camelCase of the name, or the name itself for a model whose ``__json_names__`` is
+``"snake_case"``, or the key given in the field's metadata), ignores unknown keys, keeps
 the source object as ``.raw`` and checks every value's JSON type strictly. Nothing is coerced:
 text where a number belongs, or a list where an object belongs, is an error, never a guess.
 """
 
 from __future__ import annotations
 
+import enum
 import types
 import typing
 from collections.abc import Callable
@@ -18,7 +20,6 @@ import attrs
 import cattrs
 
 from ._errors import ResponseDecodeError
-from ._models import JobStatus
 
 T = TypeVar("T")
 ValueHook = Callable[[Any], Any]
@@ -27,7 +28,6 @@ converter = cattrs.Converter()
 
 # Beyond 2**53 a float no longer holds every whole number: such a value is not taken as one.
 _EXACT_FLOAT_INTEGER = 2**53
-_KNOWN_STATUSES = {member.value: member for member in JobStatus}
 
 
 class _Mismatch(Exception):
@@ -54,6 +54,14 @@ class _Mismatch(Exception):
 def camel_case(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
+
+
+# How a model's attribute names become JSON keys: TemPolor's records are camelCase, Noiz's
+# are snake_case like the attributes themselves.
+_JSON_NAMES: dict[str, Callable[[str], str]] = {
+    "camelCase": camel_case,
+    "snake_case": lambda name: name,
+}
 
 
 def _describe(value: Any) -> str:
@@ -122,9 +130,19 @@ def _timestamp(value: Any) -> datetime:
     raise _Mismatch("a timestamp (milliseconds or ISO 8601)", value)
 
 
-def _job_status(value: Any) -> JobStatus | int:
-    number = _integer(value)
-    return _KNOWN_STATUSES.get(number, number)
+def _is_int_enum(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, enum.IntEnum)
+
+
+def _open_enum(members: type[enum.IntEnum]) -> ValueHook:
+    """A number as its member where the enum knows it, else the plain int (``JobStatus``)."""
+    known = {member.value: member for member in members}
+
+    def structure_open_enum(value: Any) -> enum.IntEnum | int:
+        number = _integer(value)
+        return known.get(number, number)
+
+    return structure_open_enum
 
 
 def _list_of(item: ValueHook) -> ValueHook:
@@ -171,8 +189,9 @@ def _value_hook(annotation: Any) -> ValueHook:
     origin = typing.get_origin(annotation)
     if origin is Union or origin is types.UnionType:
         members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-        if set(members) == {JobStatus, int}:
-            return _job_status
+        enums = [member for member in members if member is not int]
+        if len(members) == 2 and int in members and _is_int_enum(enums[0]):
+            return _open_enum(enums[0])
         if len(members) == 1:
             return _value_hook(members[0])
         raise TypeError(f"unsupported union {annotation!r}")
@@ -229,13 +248,14 @@ class _Plan:
         self.index: dict[str, int] = {}
         self.types: dict[str, Any] = {}
         template: dict[str, Any] = {}
+        json_name = _JSON_NAMES[getattr(cls, "__json_names__", "camelCase")]
         for index, attribute in enumerate(attrs.fields(cls)):
             self.index[attribute.name] = index
             template[attribute.name] = None
             if attribute.metadata.get("raw"):
                 self.fields.append((attribute.name, "", index))
                 continue
-            key = attribute.metadata.get("json", camel_case(attribute.name))
+            key = attribute.metadata.get("json", json_name(attribute.name))
             kind = self.types[attribute.name] = _optional_member(attribute.type)
             if key is None:  # not from JSON: its default, shared, so never a factory
                 if isinstance(attribute.default, attrs.Factory):  # type: ignore[arg-type]

@@ -1,7 +1,9 @@
 """The one place that talks to aiohttp: send a request, map aiohttp's exceptions, retry.
 
-Retry decisions come from ``_protocol``; this module only carries them out, sleeping with
-anyio so that cancellation stops a wait at once.
+Every service goes through here. Retry decisions come from ``_protocol``, and what differs
+between services (how the key is sent, how an error reads) from the ``Service`` each client
+passes in; this module only carries them out, sleeping with anyio so that cancellation stops
+a wait at once.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ._errors import (
     RateLimitError,
     TempolorError,
 )
-from ._protocol import ApiRequest, Kind
+from ._protocol import ApiRequest, Kind, Service
 
 logger = logging.getLogger("tempolor_async")
 
@@ -88,6 +90,7 @@ class HttpSession:
     def __init__(
         self,
         *,
+        service: Service,
         token: str,
         base_url: str,
         timeout: float,
@@ -96,7 +99,8 @@ class HttpSession:
         busy_timeout: float,
         session: aiohttp.ClientSession | None,
     ) -> None:
-        self._authorization = f"Bearer {token}"
+        self.service = service
+        self._authorization = service.authorization(token)
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.upload_timeout = upload_timeout
@@ -166,12 +170,13 @@ class HttpSession:
                 # Raised outside the except block, with no cause: aiohttp's exceptions can
                 # carry the request's headers, and with them the token.
                 raise no_response.error
+            status = self.service.status_of(status, content)
             if 200 <= status < 300:
                 return Reply(status, headers, content)
             if status == 404 and request.method == "DELETE" and retries:
                 # An earlier attempt may have deleted it before its answer was lost.
                 return Reply(204, headers, b"")
-            error = _protocol.error_for(status, headers, content, request.method, request.path)
+            error = self.service.error_for(status, headers, content, request.method, request.path)
             if isinstance(error, RateLimitError) and request.kind is Kind.GENERATION:
                 busy_since = busy_since or started
                 delay = _protocol.busy_delay(error.retry_after, floor=self.busy_retry_seconds)
@@ -221,7 +226,10 @@ class HttpSession:
                 raise_for_status=False,
                 allow_redirects=False,
             ) as response:
-                content = await response.read()
+                if request.sink is not None and 200 <= response.status < 300:
+                    content = await request.sink(response)
+                else:
+                    content = await response.read()
                 status = response.status
                 response_headers = response.headers
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -266,7 +274,7 @@ class HttpSession:
                 self._log("GET", path, response.status, started, 1)
                 if response.status >= 300:
                     content = await response.read()
-                    raise _protocol.error_for(
+                    raise self.service.error_for(
                         response.status, response.headers, content, "GET", path
                     )
                 yield response

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum, IntEnum
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import attrs
-
-T = TypeVar("T")
 
 
 def _field(json: str | None = None, *, repr: bool = True) -> Any:
@@ -367,16 +365,3 @@ class Capacity:
     executing: list[RunningJob] | None = _field()
     available: list[AccountCapacity] | None = _field()
     raw: dict[str, Any] = _raw()
-
-
-# -------------------------------------------------------------- pagination
-
-
-@attrs.frozen
-class Page(Generic[T]):
-    """One page of a list. ``cursor`` is what to pass to resume after this page, and is
-    None when there is no next page."""
-
-    items: list[T]
-    has_next: bool
-    cursor: str | None

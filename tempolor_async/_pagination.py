@@ -1,4 +1,8 @@
-"""Cursor pagination: a lazy async iterator over every item of every page."""
+"""Pagination, for every service: a lazy async iterator over every item of every page.
+
+:class:`AsyncPager` follows cursors (TemPolor's ``hasNext``/``cursor``); :func:`numbered_pages`
+adapts page-number paging (Noiz's ``skip``/``limit``/``total_count``) to the same pager.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,22 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Generic, TypeVar
 
+import attrs
+
 from ._errors import PaginationError
-from ._models import Page
 
 T = TypeVar("T")
+
+
+@attrs.frozen
+class Page(Generic[T]):
+    """One page of a list. ``cursor`` is what to pass to resume after this page, and is
+    None when there is no next page."""
+
+    items: list[T]
+    has_next: bool
+    cursor: str | None
+
 
 FetchPage = Callable[[str | None], Awaitable[Page[T]]]
 
@@ -66,3 +82,26 @@ class AsyncPager(Generic[T]):
                 if limit is not None and len(items) >= limit:
                     return items[:limit]
         return items
+
+
+FetchNumbered = Callable[[int], Awaitable[tuple[list[T], int | None]]]
+
+
+def numbered_pages(fetch: FetchNumbered[T], page_size: int) -> AsyncPager[T]:
+    """A pager over page-number paging: ``fetch(n)`` returns page ``n`` (from 0) and the total
+    count if the service gives one. The walk ends at a short or empty page or once the total
+    is reached, and raises :class:`PaginationError` when a page repeats the one before it
+    (a service that ignores the page number would otherwise be walked forever)."""
+    pages_seen: dict[int, list[T]] = {}
+
+    async def fetch_page(cursor: str | None) -> Page[T]:
+        number = int(cursor or 0)
+        items, total = await fetch(number)
+        if items and pages_seen.get(number - 1) == items:
+            raise PaginationError(f"the service returned page {number - 1} again as page {number}")
+        pages_seen.clear()  # only the page before the next one is compared
+        pages_seen[number] = items
+        more = len(items) >= page_size and (total is None or (number + 1) * page_size < total)
+        return Page(items=items, has_next=more, cursor=str(number + 1) if more else None)
+
+    return AsyncPager(fetch_page)

@@ -1,5 +1,9 @@
-"""The protocol, with no I/O: requests as data, responses into models or exceptions, and
-the retry decisions. Everything here can be tested with plain bytes.
+"""The protocol every service shares, with no I/O: requests as data, responses into models or
+exceptions, and the retry decisions. Everything here can be tested with plain bytes.
+
+What differs between services is a :class:`Service`: how the key is sent, where an error's
+text is in a body, and whether a 2xx answer can still carry an error (an envelope's code).
+TemPolor's is in ``resources/_service.py``, Noiz's in ``noiz/_service.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ from ._errors import (
     ResponseDecodeError,
     ServerError,
 )
-from ._models import Page, RunningJob
 
 T = TypeVar("T")
 
@@ -66,7 +69,8 @@ class ApiRequest:
     kind: Kind = Kind.IDEMPOTENT
     query: Mapping[str, str] = attrs.field(factory=dict)
     json: Any = None
-    upload: Any = None  # an _files.Upload for raw-body uploads
+    upload: Any = None  # an _files.Upload (raw body) or _files.FormUpload (multipart)
+    sink: Any = None  # async callable(response) -> bytes that consumes a 2xx body itself
 
 
 def query(**params: Any) -> dict[str, str]:
@@ -127,31 +131,6 @@ def _glimpse(content: bytes) -> str:
     return f": {text!r}"
 
 
-def decode_page(content: bytes, item: type[T], method: str, path: str) -> Page[T]:
-    """A list page: ``records``, ``hasNext`` and ``cursor``; the cursor is None at the end."""
-    data = parse_json(content, method, path)
-    if type(data) is not dict:
-        raise ResponseDecodeError("expected an object with records", method=method, path=path)
-    has_next = data.get("hasNext")
-    cursor = data.get("cursor")
-    if has_next is not None and type(has_next) is not bool:
-        raise ResponseDecodeError(
-            f"hasNext must be a boolean, got {has_next!r}", method=method, path=path, body=content
-        )
-    if cursor is not None and type(cursor) is not str:
-        raise ResponseDecodeError(
-            f"cursor must be text, got {cursor!r}", method=method, path=path, body=content
-        )
-    has_next = bool(has_next)
-    cursor = cursor or None
-    try:
-        records = data.get("records")
-        items = _convert.decode([] if records is None else records, list[item])  # type: ignore[valid-type]
-    except ResponseDecodeError as exc:
-        raise ResponseDecodeError(f"records: {exc}", method=method, path=path) from None
-    return Page(items=items, has_next=has_next, cursor=cursor if has_next else None)
-
-
 _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
     401: AuthenticationError,
@@ -161,44 +140,58 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
 }
 
 
-def error_for(
-    status: int, headers: Mapping[str, str], content: bytes, method: str, path: str
-) -> APIStatusError:
-    """The exception for an error status, carrying the service's own ``error`` text."""
-    try:
-        payload: Any = loads(content) if content else None
-    except (ValueError, RecursionError):
-        payload = None
-    if isinstance(payload, dict) and isinstance(payload.get("error"), str):
-        message = payload["error"] or f"HTTP {status}"
-    elif payload is not None:
-        message = f"HTTP {status}"
-    else:
-        message = f"HTTP {status}" + (f" (non-JSON body{_glimpse(content)})" if content else "")
-    body = payload if payload is not None else content
-    cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else APIStatusError)
-    if cls is RateLimitError:
-        return RateLimitError(
-            message,
-            status=status,
-            method=method,
-            path=path,
-            body=body,
-            running_jobs=_running_jobs(payload),
-            retry_after=retry_after(headers),
-        )
-    return cls(message, status=status, method=method, path=path, body=body)
+class Service:
+    """What one service decides for itself; the HTTP seam and its retry loop ask it.
 
+    The defaults are plain HTTP: a bearer token, errors told by the status alone. A service
+    overrides what differs.
+    """
 
-def _running_jobs(payload: Any) -> dict[str, list[RunningJob]]:
-    """A 429's ``runningJobs``, by account; a malformed one is left out, not raised."""
-    if not isinstance(payload, dict):
+    def authorization(self, token: str) -> str:
+        """The ``Authorization`` header's value for ``token``."""
+        return f"Bearer {token}"
+
+    def status_of(self, status: int, content: bytes) -> int:
+        """The status an answer stands for: the HTTP status, unless a 2xx body says it
+        failed (an envelope's error code), so that it is retried and raised as that."""
+        return status
+
+    def error_text(self, payload: Any) -> str | None:
+        """The service's own error text in a parsed error body, or None if it has none."""
+        return None
+
+    def error_details(self, status: int, payload: Any) -> dict[str, Any]:
+        """Extra attributes for the exception of ``status`` (e.g. a 429's running jobs)."""
         return {}
-    try:
-        jobs = _convert.decode(payload.get("runningJobs") or {}, dict[str, list[RunningJob]])
-    except ResponseDecodeError:
-        return {}
-    return jobs  # type: ignore[no-any-return]
+
+    def error_for(
+        self, status: int, headers: Mapping[str, str], content: bytes, method: str, path: str
+    ) -> APIStatusError:
+        """The exception for an error status, carrying the service's own error text."""
+        try:
+            payload: Any = loads(content) if content else None
+        except (ValueError, RecursionError):
+            payload = None
+        text = self.error_text(payload)
+        if text is not None:
+            message = text or f"HTTP {status}"
+        elif payload is not None:
+            message = f"HTTP {status}"
+        else:
+            message = f"HTTP {status}" + (f" (non-JSON body{_glimpse(content)})" if content else "")
+        body = payload if payload is not None else content
+        cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else APIStatusError)
+        if cls is RateLimitError:
+            return RateLimitError(
+                message,
+                status=status,
+                method=method,
+                path=path,
+                body=body,
+                retry_after=retry_after(headers),
+                **self.error_details(status, payload),
+            )
+        return cls(message, status=status, method=method, path=path, body=body)
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

@@ -43,6 +43,8 @@ from tempolor_async import (
 )
 from tempolor_async import _convert as convert
 from tempolor_async import _protocol as protocol
+from tempolor_async.resources import _service as tempolor_service
+from tempolor_async.resources._service import TEMPOLOR
 
 FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -393,7 +395,7 @@ def page_inputs(item: type) -> st.SearchStrategy[tuple[bool, Any]]:
 @given(case=st.data())
 def test_pages_decode_or_raise_response_decode_error(item, case):
     strict, value, content = case.draw(content_for(page_inputs(item)))
-    page, error = outcome(protocol.decode_page, content, item, "GET", "/music/")
+    page, error = outcome(tempolor_service.decode_page, content, item, "GET", "/music/")
     if error is not None:
         assert str(error).startswith("GET /music/: ")
         assert not strict, value
@@ -450,7 +452,7 @@ ERROR_CONTENT = st.one_of(
     method=st.sampled_from(["GET", "POST", "DELETE"]),
 )
 def test_error_for_always_returns_a_status_error(status, headers, content, method):
-    error = protocol.error_for(status, headers, content, method, "/music/x")
+    error = TEMPOLOR.error_for(status, headers, content, method, "/music/x")
     assert isinstance(error, APIStatusError)
     expected = ERRORS.get(status) or (ServerError if status >= 500 else APIStatusError)
     assert type(error) is expected
@@ -472,4 +474,4 @@ def test_error_for_always_returns_a_status_error(status, headers, content, metho
 def test_records_of_the_wrong_type_are_refused(records):
     content = json.dumps({"records": records, "hasNext": False, "cursor": ""}).encode()
     with pytest.raises(ResponseDecodeError, match="records"):
-        protocol.decode_page(content, tempolor_async.MusicJob, "GET", "/music/")
+        tempolor_service.decode_page(content, tempolor_async.MusicJob, "GET", "/music/")

@@ -42,6 +42,7 @@ from tempolor_async import (
     _convert,
     _protocol,
 )
+from tempolor_async.resources import _service as tempolor_service
 
 UTC = timezone.utc
 
@@ -99,7 +100,7 @@ def decode(text: str | bytes, cls: Any) -> Any:
 
 
 def decode_page(text: str, cls: Any) -> Page[Any]:
-    return _protocol.decode_page(text.encode(), cls, "GET", "/example")
+    return tempolor_service.decode_page(text.encode(), cls, "GET", "/example")
 
 
 def resolve(obj: Any, path: str) -> Any:

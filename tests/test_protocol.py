@@ -39,6 +39,8 @@ from tempolor_async import (
     _protocol,
 )
 from tempolor_async._protocol import Kind
+from tempolor_async.resources import _service as tempolor_service
+from tempolor_async.resources._service import TEMPOLOR
 
 # The documented 429 "busy" body (post-tempolor-music-song.md), verbatim.
 BUSY_BODY = (
@@ -65,7 +67,7 @@ class FixedRandom(random.Random):
 
 
 def error(status, content, method="GET", path=JOB_PATH, headers=None):
-    return _protocol.error_for(status, headers or {}, content, method, path)
+    return TEMPOLOR.error_for(status, headers or {}, content, method, path)
 
 
 # ------------------------------------------------------------------ the exception tree
@@ -524,7 +526,7 @@ def page(**fields):
 
 
 def decode_page(content):
-    return _protocol.decode_page(content, MusicJob, "GET", "/music/")
+    return tempolor_service.decode_page(content, MusicJob, "GET", "/music/")
 
 
 MALFORMED_PAGES = {

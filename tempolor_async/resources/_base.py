@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .. import _protocol, _validation
 from .._errors import ValidationError
 from .._http import Reply
-from .._models import Page
-from .._pagination import AsyncPager
+from .._pagination import AsyncPager, Page
 from .._protocol import ApiRequest, Kind
+from ._service import decode_page
 
 if TYPE_CHECKING:
     from .._client import TempolorClient
@@ -42,7 +42,7 @@ class Resource:
         async def fetch(page_cursor: str | None) -> Page[T]:
             request = ApiRequest("GET", path, query=_protocol.query(cursor=page_cursor, **params))
             reply = await self._send(request)
-            return _protocol.decode_page(reply.content, item, "GET", path)
+            return decode_page(reply.content, item, "GET", path)
 
         return AsyncPager(fetch, cursor)
 

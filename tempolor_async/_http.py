@@ -74,11 +74,11 @@ def _total_timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=seconds)
 
 
-def _own_session() -> aiohttp.ClientSession:
+def _own_session(headers: Mapping[str, str] | None = None) -> aiohttp.ClientSession:
     """A session for the client's own use. aiohttp silently re-sends an idempotent request
     once after a dropped connection; our retry policy does that openly (with backoff and a
     log line), so the hidden resend is switched off, as aiohttp's own test client does."""
-    session = aiohttp.ClientSession()
+    session = aiohttp.ClientSession(headers=headers)
     if hasattr(session, "_retry_connection"):
         session._retry_connection = False
     return session
@@ -100,7 +100,16 @@ class HttpSession:
         session: aiohttp.ClientSession | None,
     ) -> None:
         self.service = service
-        self._authorization = service.authorization(token)
+        # The API's headers, set once: on the client's own session as its defaults (so no
+        # request builds or merges a dict of them), or passed with each request on a
+        # caller's session, which is never changed.
+        self._api_headers = {
+            "Authorization": service.authorization(token),
+            "Accept": "application/json",
+        }
+        self._request_headers: dict[str, str] | None = (
+            None if session is None else self._api_headers
+        )
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.upload_timeout = upload_timeout
@@ -119,12 +128,13 @@ class HttpSession:
             raise TempolorError("the client is closed")
         if self._session is None:
             # Created on first use, inside the running loop, so an unused client owns nothing.
-            self._session = _own_session()
+            self._session = _own_session(self._api_headers)
         return self._session
 
     def _plain_session(self) -> aiohttp.ClientSession:
-        """A session that adds no Authorization header: a caller's session may carry one
-        by default, and media URLs point at a CDN, not at the API."""
+        """A session that adds no Authorization header: the client's own API session and a
+        caller's session may carry one by default, and media URLs point at a CDN, not at
+        the API."""
         session = self._api_session()
         if "Authorization" not in session.headers:
             return session
@@ -206,12 +216,12 @@ class HttpSession:
         """One attempt: send, read the whole response, log one line."""
         session = self._api_session()
         url = URL(self.base_url + request.path)
-        headers = {"Authorization": self._authorization, "Accept": "application/json"}
+        headers = self._request_headers
         data: Any = None
         timeout = self.timeout
         if request.upload is not None:
             data, upload_headers = request.upload.body()
-            headers.update(upload_headers)
+            headers = {**(headers or {}), **upload_headers}
             timeout = self.upload_timeout
         started = time.monotonic()
         try:

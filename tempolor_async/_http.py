@@ -69,6 +69,9 @@ def _no_response(exc: BaseException, method: str, path: str) -> _NoResponse:
     return _NoResponse(APIConnectionError(text, method=method, path=path), True)
 
 
+_MAX_URLS = 1024  # API paths whose parsed URL is kept
+
+
 @functools.lru_cache(maxsize=8)
 def _total_timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=seconds)
@@ -119,6 +122,7 @@ class HttpSession:
         self._session = session
         self._owns_session = session is None
         self._media_session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
         self.closed = False
 
     # ----------------------------------------------------------- sessions
@@ -152,6 +156,15 @@ class HttpSession:
             await self._session.close()
 
     # ----------------------------------------------------------- requests
+
+    def _url(self, path: str) -> URL:
+        """The URL of an API path, parsed once: a poll asks for the same path again and
+        again, and a lookup costs a tenth of parsing a new one. The cache holds the latest
+        paths only (it starts again when full), so many distinct ids cannot grow it."""
+        if len(self._urls) >= _MAX_URLS:
+            self._urls.clear()
+        url = self._urls[path] = URL(self.base_url + path)
+        return url
 
     async def send(self, request: ApiRequest) -> Reply:
         """Send with the retry policy of the request's kind; return a 2xx reply or raise."""
@@ -215,7 +228,7 @@ class HttpSession:
     ) -> tuple[int, CIMultiDictProxy[str], bytes]:
         """One attempt: send, read the whole response, log one line."""
         session = self._api_session()
-        url = URL(self.base_url + request.path)
+        url = self._urls.get(request.path) or self._url(request.path)
         headers = self._request_headers
         data: Any = None
         timeout = self.timeout

@@ -14,11 +14,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import anyio
-import attrs
 from multidict import CIMultiDictProxy
 from yarl import URL
 
@@ -34,9 +33,8 @@ from ._protocol import ApiRequest, Kind, Service
 logger = logging.getLogger("tempolor_async")
 
 
-@attrs.frozen
-class Reply:
-    """A success response, read whole."""
+class Reply(NamedTuple):
+    """A success response, read whole (a named tuple: the cheapest immutable record)."""
 
     status: int
     headers: Mapping[str, str]
@@ -70,6 +68,8 @@ def _no_response(exc: BaseException, method: str, path: str) -> _NoResponse:
 
 
 _MAX_URLS = 1024  # API paths whose parsed URL is kept
+# What one attempt ended with: an answer (status, headers, body) or none.
+_Outcome = tuple[int, CIMultiDictProxy[str], bytes] | _NoResponse
 
 
 @functools.lru_cache(maxsize=8)
@@ -103,6 +103,10 @@ class HttpSession:
         session: aiohttp.ClientSession | None,
     ) -> None:
         self.service = service
+        # Asked only if the service says something of its own about a status.
+        self._status_of = (
+            None if type(service).status_of is Service.status_of else service.status_of
+        )
         # The API's headers, set once: on the client's own session as its defaults (so no
         # request builds or merges a dict of them), or passed with each request on a
         # caller's session, which is never changed.
@@ -167,55 +171,74 @@ class HttpSession:
         return url
 
     async def send(self, request: ApiRequest) -> Reply:
-        """Send with the retry policy of the request's kind; return a 2xx reply or raise."""
+        """Send with the retry policy of the request's kind; return a 2xx reply or raise.
+
+        A first attempt that succeeds, the common case, returns at once; anything else goes
+        on to :meth:`_retry`, which decides what happens next."""
+        started = time.monotonic()
+        try:
+            status, headers, content = await self._exchange(request, 1)
+        except _NoResponse as failure:
+            return await self._retry(request, failure, started)
+        if self._status_of is not None:
+            status = self._status_of(status, content)
+        if 200 <= status < 300:
+            return Reply(status, headers, content)
+        return await self._retry(request, (status, headers, content), started)
+
+    async def _retry(self, request: ApiRequest, outcome: _Outcome, started: float) -> Reply:
+        """The rest of :meth:`send`: what to do after an attempt that did not succeed (its
+        ``outcome``, begun at ``started``), and the attempts after it."""
         retries = 0
         busy_since: float | None = None
         while True:
-            started = time.monotonic()
-            attempt = retries + 1
-            try:
-                status, headers, content = await self._exchange(request, attempt)
-            except _NoResponse as failure:
-                no_response: _NoResponse | None = failure
-            else:
-                no_response = None
-            if no_response is not None:
+            if isinstance(outcome, _NoResponse):
                 upload_ok = request.upload is None or request.upload.rewindable
-                if (
+                if not (
                     retries < self.max_retries
                     and upload_ok
-                    and _protocol.should_retry_failure(request.kind, no_response.sent)
+                    and _protocol.should_retry_failure(request.kind, outcome.sent)
+                ):
+                    # Raised outside any except block, with no cause: aiohttp's exceptions
+                    # can carry the request's headers, and with them the token.
+                    raise outcome.error
+                retries += 1
+                await self._pause(request, str(outcome.error), _protocol.retry_delay(retries))
+            else:
+                status, headers, content = outcome
+                if 200 <= status < 300:
+                    return Reply(status, headers, content)
+                if status == 404 and request.method == "DELETE" and retries:
+                    # An earlier attempt may have deleted it before its answer was lost.
+                    return Reply(204, headers, b"")
+                error = self.service.error_for(
+                    status, headers, content, request.method, request.path
+                )
+                if isinstance(error, RateLimitError) and request.kind is Kind.GENERATION:
+                    busy_since = busy_since or started
+                    delay = _protocol.busy_delay(error.retry_after, floor=self.busy_retry_seconds)
+                    if time.monotonic() - busy_since + delay > self.busy_timeout:
+                        raise error
+                elif retries < self.max_retries and _protocol.should_retry_status(
+                    request.kind, status
                 ):
                     retries += 1
-                    delay = _protocol.retry_delay(retries)
-                    await self._pause(request, str(no_response.error), delay)
-                    continue
-                # Raised outside the except block, with no cause: aiohttp's exceptions can
-                # carry the request's headers, and with them the token.
-                raise no_response.error
-            status = self.service.status_of(status, content)
-            if 200 <= status < 300:
-                return Reply(status, headers, content)
-            if status == 404 and request.method == "DELETE" and retries:
-                # An earlier attempt may have deleted it before its answer was lost.
-                return Reply(204, headers, b"")
-            error = self.service.error_for(status, headers, content, request.method, request.path)
-            if isinstance(error, RateLimitError) and request.kind is Kind.GENERATION:
-                busy_since = busy_since or started
-                delay = _protocol.busy_delay(error.retry_after, floor=self.busy_retry_seconds)
-                if time.monotonic() - busy_since + delay > self.busy_timeout:
+                    after = error.retry_after if isinstance(error, RateLimitError) else None
+                    if after is None:
+                        after = _protocol.retry_after(headers)
+                    delay = _protocol.retry_delay(retries, after)
+                else:
                     raise error
                 await self._pause(request, f"{status} {error.message}", delay)
-                continue
-            if retries < self.max_retries and _protocol.should_retry_status(request.kind, status):
-                retries += 1
-                after = error.retry_after if isinstance(error, RateLimitError) else None
-                if after is None:
-                    after = _protocol.retry_after(headers)
-                delay = _protocol.retry_delay(retries, after)
-                await self._pause(request, f"{status} {error.message}", delay)
-                continue
-            raise error
+            started = time.monotonic()
+            try:
+                status, headers, content = await self._exchange(request, retries + 1)
+            except _NoResponse as failure:
+                outcome = failure
+            else:
+                if self._status_of is not None:
+                    status = self._status_of(status, content)
+                outcome = (status, headers, content)
 
     async def _pause(self, request: ApiRequest, reason: str, delay: float) -> None:
         logger.warning(

@@ -31,6 +31,7 @@ from ._errors import (
 from ._protocol import ApiRequest, Kind, Service
 
 logger = logging.getLogger("tempolor_async")
+_debug_enabled = logger.isEnabledFor  # cached by logging, and cleared when levels change
 
 
 class Reply(NamedTuple):
@@ -249,8 +250,10 @@ class HttpSession:
     async def _exchange(
         self, request: ApiRequest, attempt: int
     ) -> tuple[int, CIMultiDictProxy[str], bytes]:
-        """One attempt: send, read the whole response, log one line."""
-        session = self._api_session()
+        """One attempt: send, read the whole response, log one line (when DEBUG is on)."""
+        session = self._session
+        if session is None or self.closed:
+            session = self._api_session()
         url = self._urls.get(request.path) or self._url(request.path)
         headers = self._request_headers
         data: Any = None
@@ -285,12 +288,13 @@ class HttpSession:
         finally:
             if request.upload is not None:
                 request.upload.release()
-        self._log(request.method, request.path, status, started, attempt)
+        if _debug_enabled(logging.DEBUG):
+            self._log(request.method, request.path, status, started, attempt)
         return status, response_headers, content
 
     @staticmethod
     def _log(method: str, path: str, outcome: object, started: float, attempt: int) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
+        if _debug_enabled(logging.DEBUG):
             elapsed = (time.monotonic() - started) * 1000
             logger.debug(
                 "%s %s -> %s in %.1f ms (attempt %d)", method, path, outcome, elapsed, attempt

@@ -115,7 +115,10 @@ def parse_json(content: bytes, method: str, path: str) -> Any:
 
 def decode(content: bytes, cls: Any, method: str, path: str) -> Any:
     """A success body as ``cls``; ResponseDecodeError if it is not the documented JSON."""
-    data = parse_json(content, method, path)
+    try:
+        data = orjson.loads(content)  # the common case, with no call in between
+    except orjson.JSONDecodeError:
+        data = parse_json(content, method, path)
     try:
         return _convert.decode(data, cls)
     except ResponseDecodeError as exc:

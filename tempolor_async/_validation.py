@@ -127,6 +127,8 @@ def model(value: Enum | str | None) -> str | None:
 
 def path_id(name: str, value: str | None) -> str:
     """An id that goes into a URL path as it is: no separators, escapes or whitespace."""
+    if type(value) is str and value and _looks_safe(value) and value not in (".", ".."):
+        return value  # the common case: one scan of a valid id
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(name, "is required and must not be blank")
     if (not _looks_safe(value) and _UNSAFE_ID.search(value)) or value in (".", ".."):

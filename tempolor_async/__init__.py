@@ -7,6 +7,7 @@
 
 Layout. What every service shares (one session handling, one retry loop, one converter)::
 
+    _base_client.py   BaseClient: the options every client checks, its HttpSession, closing
     _http.py          HttpSession: the one seam to aiohttp, the retry loop, media streams
     _protocol.py      pure: ApiRequest, retry decisions, JSON decoding, and ``Service``,
                       the hooks through which a service states what is its own
@@ -25,6 +26,15 @@ What is TemPolor's::
                       TemPolor's Service (bearer token, ``{"error"}`` bodies, cursor pages)
     cli/              the ``tempolor`` command
     testing/          the simulators: _server.py (what they share), tempolor/ (FakeTempolor)
+
+What is Noiz's (``tempolor_async.noiz``)::
+
+    noiz/_client.py   NoizClient
+    noiz/_service.py  Noiz's Service: the bare key, the {code, message, data} envelope
+    noiz/_models.py   Voice, VoiceClone, DeletedVoice, Speech (snake_case keys)
+    noiz/voices.py    list (page numbers), get, clone (multipart), delete
+    noiz/speech.py    synthesize: the audio streamed to disk
+    testing/noiz/     FakeNoiz
 """
 
 from ._client import TempolorClient
@@ -70,6 +80,7 @@ from ._models import (
     VoiceClone,
 )
 from ._pagination import AsyncPager, Page
+from .batch import BatchEvent, BatchItemResult, BatchReport, InstrumentalRequest, SongRequest
 
 __version__ = "0.1.0"
 
@@ -83,12 +94,16 @@ __all__ = [
     "AsyncPager",
     "AuthenticationError",
     "BadRequestError",
+    "BatchEvent",
+    "BatchItemResult",
+    "BatchReport",
     "Capacity",
     "ClonedVoice",
     "ConfigurationError",
     "DownloadLink",
     "FileFormat",
     "InstrumentalModel",
+    "InstrumentalRequest",
     "JobFailedError",
     "JobStatus",
     "JobTimeoutError",
@@ -107,6 +122,7 @@ __all__ = [
     "RunningJob",
     "ServerError",
     "SongModel",
+    "SongRequest",
     "StemsSplit",
     "Submission",
     "TempolorClient",

@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from contextlib import aclosing
 from pathlib import Path
-from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
 
 from . import _files, _polling, _validation
+from ._base_client import BaseClient, credential, seconds
 from ._errors import ConfigurationError, JobFailedError, ValidationError
 from ._files import ProgressCallback
-from ._http import HttpSession
 from ._models import MusicJob
 from ._polling import JobCallback
 from .resources import Accounts, Midi, Music, Scheduler, Voices
 from .resources._service import TEMPOLOR
 
+if TYPE_CHECKING:
+    from .batch import BatchReport
+    from .batch._runner import BatchItems, EventCallback
+
 DEFAULT_BASE_URL = "https://api.useapi.net/v1/tempolor"
 
 
-class TempolorClient:
+class TempolorClient(BaseClient):
     """An asyncio client for the TemPolor API (https://useapi.net/docs/api-tempolor-v1).
 
     Use it as ``async with TempolorClient() as client:`` (or call :meth:`aclose`). The token
@@ -45,42 +48,26 @@ class TempolorClient:
         max_poll_rate: float = 20.0,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        token = token if token is not None else os.environ.get("USEAPI_TOKEN")
-        if not token or not token.strip():
-            raise ConfigurationError(
-                "no API token: pass token= or set the USEAPI_TOKEN environment variable"
-            )
+        token = credential(token, parameter="token", env="USEAPI_TOKEN", what="API token")
         base_url = base_url or os.environ.get("TEMPOLOR_BASE_URL") or DEFAULT_BASE_URL
-        if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
-            raise ConfigurationError(f"base_url must be an absolute http(s) URL, not {base_url!r}")
-        for name, value in (
-            ("timeout", timeout),
-            ("upload_timeout", upload_timeout),
-            ("max_poll_rate", max_poll_rate),
-        ):
-            if not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
-                raise ConfigurationError(f"{name} must be a positive number of seconds")
+        self.max_poll_rate = seconds("max_poll_rate", max_poll_rate)
         if not isinstance(busy_timeout, (int, float)) or busy_timeout < 0:
             raise ConfigurationError("busy_timeout must be zero or a positive number of seconds")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError("max_retries must be a whole number, zero or more")
         try:
             self.user_id = _validation.optional_id("user_id", user_id)
         except ValidationError as exc:
             raise ConfigurationError(str(exc)) from None
-        self.base_url = base_url.rstrip("/")
-        self.max_poll_rate = float(max_poll_rate)
-        self._poll_limiter = _polling.RateLimiter(self.max_poll_rate)
-        self._http = HttpSession(
-            service=TEMPOLOR,
+        self._open(
+            TEMPOLOR,
             token=token,
-            base_url=self.base_url,
-            timeout=float(timeout),
-            upload_timeout=float(upload_timeout),
+            base_url=base_url,
+            timeout=timeout,
+            upload_timeout=upload_timeout,
             max_retries=max_retries,
             busy_timeout=float(busy_timeout),
             session=session,
         )
+        self._poll_limiter = _polling.RateLimiter(self.max_poll_rate)
         self.accounts = Accounts(self)
         self.music = Music(self)
         self.voices = Voices(self)
@@ -90,25 +77,6 @@ class TempolorClient:
     def __repr__(self) -> str:
         state = " closed" if self._http.closed else ""
         return f"<TempolorClient{state} base_url={self.base_url!r} user_id={self.user_id!r}>"
-
-    @property
-    def closed(self) -> bool:
-        return self._http.closed
-
-    async def aclose(self) -> None:
-        """Close the session the client created (never one passed in). Idempotent."""
-        await self._http.aclose()
-
-    async def __aenter__(self) -> TempolorClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def await_job(
         self,
@@ -205,6 +173,43 @@ class TempolorClient:
         _files.check_destination(dest)
         name = unquote(parts.path.rstrip("/").rpartition("/")[2])
         return await _files.download(self._http, url, dest, name, on_progress)
+
+    async def run_batch(
+        self,
+        items: BatchItems,
+        *,
+        journal: str | os.PathLike[str],
+        out_dir: str | os.PathLike[str] | None = None,
+        formats: Sequence[str] = ("mp3",),
+        max_generations: int | None = None,
+        min_remaining: int | None = None,
+        on_event: EventCallback | None = None,
+        retry_failed: bool = False,
+    ) -> BatchReport:
+        """Generate many tracks over every account's slots, with a journal that survives a
+        crash without paying twice, and leave the files and ``manifest.jsonl`` in ``out_dir``.
+
+        ``items`` are :class:`SongRequest`/:class:`InstrumentalRequest` (an iterable or async
+        iterable); running again with the same ``journal`` resumes. ``max_generations`` caps
+        the generations over the journal's whole life; ``min_remaining`` stops submitting
+        once a submission's ``remainNum`` falls below it; ``on_event`` (sync or async) sees
+        every change of an item's state; ``retry_failed=True`` sends failed items again (a
+        retry pays again). See the README's "Batches" section.
+        https://useapi.net/docs/api-tempolor-v1/post-tempolor-music-song
+        """
+        from .batch import run_batch
+
+        return await run_batch(
+            self,
+            items,
+            journal=journal,
+            out_dir=out_dir,
+            formats=formats,
+            max_generations=max_generations,
+            min_remaining=min_remaining,
+            on_event=on_event,
+            retry_failed=retry_failed,
+        )
 
 
 def _check_wait_options(timeout: float | None, poll_interval: float | None) -> None:

@@ -198,6 +198,8 @@ def _value_hook(annotation: Any) -> ValueHook:
     if origin is list:
         return _list_of(_value_hook(typing.get_args(annotation)[0]))
     if origin is dict:
+        if typing.get_args(annotation)[1] is Any:
+            return _object  # any JSON object as it is: nothing to check inside
         return _dict_of(_value_hook(typing.get_args(annotation)[1]))
     if annotation in _SIMPLE:
         return _SIMPLE[annotation]

@@ -1,6 +1,7 @@
 """Files in and out: upload bodies streamed from disk, downloads written atomically.
 
-An upload is the raw file with its Content-Type (no multipart), as documented. A download is
+An upload is the raw file with its Content-Type (TemPolor), or a part of a multipart form
+(Noiz); either way a path is streamed from disk, never read whole. A download is
 written beside its destination under a temporary name and renamed into place only once it is
 complete, so a failure or a cancellation never leaves a partial file.
 """
@@ -11,6 +12,7 @@ import contextlib
 import functools
 import inspect
 import io
+import mimetypes
 import os
 import re
 import tempfile
@@ -19,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import IO, Any, Union
 
+import aiohttp
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
@@ -41,10 +44,17 @@ MAX_EXTENSION_BYTES = 16
 class Upload:
     """A raw request body from bytes, a path (streamed from disk) or a binary file object."""
 
-    def __init__(self, source: UploadSource, content_type: str, size: int | None) -> None:
+    def __init__(
+        self,
+        source: UploadSource,
+        content_type: str,
+        size: int | None,
+        filename: str | None = None,
+    ) -> None:
         self._source = source
         self.content_type = content_type
         self.size = size
+        self.filename = filename
         self._start = _position(source)
         self._opened: IO[bytes] | None = None
 
@@ -87,7 +97,7 @@ class Upload:
             allowed=allowed,
             default=default,
         )
-        return cls(source, kind, size)
+        return cls(source, kind, size, filename)
 
     @classmethod
     def audio(cls, source: UploadSource, content_type: str | None) -> Upload:
@@ -120,15 +130,28 @@ class Upload:
             return bytes(self._source), headers
         if self.size is not None:
             headers["Content-Length"] = str(self.size)
-        stream: IO[bytes]
-        if isinstance(self._source, (str, os.PathLike)):
+        return _chunks(self._stream()), headers
+
+    def form_value(self) -> Any:
+        """The value of a multipart part for one attempt: bytes, the opened file (aiohttp
+        reads it in a worker thread and knows its size), or a caller's file object in
+        chunks (aiohttp would close the file object itself)."""
+        if isinstance(self._source, (bytes, bytearray, memoryview)):
+            return bytes(self._source)
+        stream = self._stream()
+        return stream if stream is self._opened else _chunks(stream)
+
+    def _stream(self) -> IO[bytes]:
+        source = self._source
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return io.BytesIO(source)
+        if isinstance(source, (str, os.PathLike)):
             self.release()
-            stream = self._opened = open(self._source, "rb")  # noqa: SIM115 - release() closes it
-        else:
-            stream = self._source
-            if self._start is not None:
-                stream.seek(self._start)
-        return _chunks(stream), headers
+            self._opened = open(source, "rb")  # noqa: SIM115 - release() closes it
+            return self._opened
+        if self._start is not None:
+            source.seek(self._start)
+        return source
 
     def release(self) -> None:
         """Close the file opened for the last attempt (synchronously: safe when cancelled)."""
@@ -140,6 +163,49 @@ class Upload:
     def rewindable(self) -> bool:
         """Whether the body can be sent again (a file object must be seekable)."""
         return not hasattr(self._source, "read") or self._start is not None
+
+
+class FormUpload:
+    """A multipart/form-data body: text fields and at most one file, streamed from its
+    source as :class:`Upload` streams a raw body. Same interface as Upload for the seam."""
+
+    def __init__(
+        self,
+        fields: Mapping[str, str],
+        file: Upload | None = None,
+        *,
+        file_field: str = "file",
+        accept: str | None = None,
+    ) -> None:
+        self.fields = dict(fields)
+        self.file = file
+        self.file_field = file_field
+        self.headers = {"Accept": accept} if accept else {}
+
+    def body(self) -> tuple[Any, dict[str, str]]:
+        form = aiohttp.FormData(default_to_multipart=True)
+        for name, value in self.fields.items():
+            form.add_field(name, value)
+        if self.file is not None:
+            extension = mimetypes.guess_extension(self.file.content_type) or ""
+            filename = safe_name(self.file.filename or "", fallback="audio")
+            if "." not in filename:
+                filename += extension
+            form.add_field(
+                self.file_field,
+                self.file.form_value(),
+                filename=filename,
+                content_type=self.file.content_type,
+            )
+        return form, self.headers
+
+    def release(self) -> None:
+        if self.file is not None:
+            self.file.release()
+
+    @property
+    def rewindable(self) -> bool:
+        return self.file is None or self.file.rewindable
 
 
 def _position(source: Any) -> int | None:

@@ -50,8 +50,11 @@ def _looks_safe(value: str) -> bool:
     )
 
 
-def text(name: str, value: str | None, *, required: bool = False) -> str | None:
-    """A string parameter: present and non-blank if required, within its documented length."""
+def text(
+    name: str, value: str | None, *, required: bool = False, limit: int | None = None
+) -> str | None:
+    """A string parameter: present and non-blank if required, within its documented length
+    (``limit``, else the table above)."""
     if value is None:
         if required:
             raise ValidationError(name, "is required")
@@ -60,19 +63,23 @@ def text(name: str, value: str | None, *, required: bool = False) -> str | None:
         raise ValidationError(name, f"must be a string, not {type(value).__name__}")
     if required and not value.strip():
         raise ValidationError(name, "must not be blank")
-    limit = MAX_LENGTH.get(name)
+    limit = limit or MAX_LENGTH.get(name)
     if limit is not None and len(value) > limit:
         raise ValidationError(name, f"must be at most {limit} characters (got {len(value)})")
     return value
 
 
 def reply_url(value: str | None) -> str | None:
-    if text("reply_url", value) is None:
+    return http_url("reply_url", value)
+
+
+def http_url(name: str, value: str | None) -> str | None:
+    if text(name, value) is None:
         return None
     assert value is not None
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValidationError("reply_url", "must be an absolute http:// or https:// URL")
+        raise ValidationError(name, "must be an absolute http:// or https:// URL")
     return value
 
 

@@ -56,7 +56,10 @@ EXPECTED_MODELS = {
 MODELS = [
     getattr(tempolor_async, name)
     for name in tempolor_async.__all__
-    if attrs.has(getattr(tempolor_async, name)) and getattr(tempolor_async, name) is not Page
+    if attrs.has(getattr(tempolor_async, name))
+    and getattr(tempolor_async, name) is not Page
+    # batch requests and reports are built by the caller, not decoded from the service's JSON
+    and not getattr(tempolor_async, name).__module__.startswith("tempolor_async.batch")
 ]
 CONTAINERS = [list[RunningJob], dict[str, Account]]
 PAGED = [getattr(tempolor_async, name) for name in ("MusicJob", "ArtistVoice", "ClonedVoice")]

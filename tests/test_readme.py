@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -25,19 +27,25 @@ def quick_start() -> str:
     return match.group(1)
 
 
-@pytest.mark.anyio
-@pytest.mark.fake(job_duration=0.2)
-async def test_quick_start_runs_against_the_simulator(fake: FakeTempolor, tmp_path: Path) -> None:
-    env = {**os.environ, "USEAPI_TOKEN": fake.token, "TEMPOLOR_BASE_URL": fake.base_url}
+async def run_example(code: str, folder: Path, env: dict[str, str]) -> str:
+    """Run a README example in a fresh interpreter in ``folder``; it must succeed."""
     result = await anyio.run_process(
-        [sys.executable, "-c", quick_start()],
-        cwd=tmp_path,
-        env=env,
+        [sys.executable, "-c", code],
+        cwd=folder,
+        env={**os.environ, **env},
         check=False,
         stderr=subprocess.STDOUT,
     )
     output = result.stdout.decode()
     assert result.returncode == 0, output
+    return output
+
+
+@pytest.mark.anyio
+@pytest.mark.fake(job_duration=0.2)
+async def test_quick_start_runs_against_the_simulator(fake: FakeTempolor, tmp_path: Path) -> None:
+    env = {"USEAPI_TOKEN": fake.token, "TEMPOLOR_BASE_URL": fake.base_url}
+    output = await run_example(quick_start(), tmp_path, env)
     assert "COMPLETED 100%" in output
     saved = list(tmp_path.glob("*.mp3"))
     assert len(saved) == 1, output
@@ -75,3 +83,89 @@ async def test_the_recovery_recipe_finds_an_accepted_job(
         with pytest.raises(APIConnectionError):
             await create_song_once(client, "a brand new song")
     assert len(fake.submissions) == 1 + accepted
+
+
+def batches_blocks(language: str) -> list[str]:
+    """The code blocks of one language in the README's "Batches" section."""
+    section = README.read_text(encoding="utf-8").split("## Batches", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)
+
+
+@pytest.mark.anyio
+@pytest.mark.fake(job_duration=0.2)
+async def test_the_batches_example_runs_and_resumes(fake: FakeTempolor, tmp_path: Path) -> None:
+    env = {**os.environ, "USEAPI_TOKEN": fake.token, "TEMPOLOR_BASE_URL": fake.base_url}
+    outputs = []
+    for _ in range(2):
+        result = await anyio.run_process(
+            [sys.executable, "-c", batches_blocks("python")[0]],
+            cwd=tmp_path,
+            env=env,
+            check=False,
+            stderr=subprocess.STDOUT,
+        )
+        outputs.append(result.stdout.decode())
+        assert result.returncode == 0, outputs[-1]
+    assert outputs[0] == outputs[1]
+    assert "2 completed, 0 failed, 0 pending" in outputs[0]
+    assert "shanty downloaded shanty-1.mp3 shanty-2.mp3" in outputs[0]
+    assert len(fake.submissions) == 2  # the second run resumed: nothing sent again
+    assert (tmp_path / "tracks" / "lofi-84-2.mp3").read_bytes()[:3] == b"ID3"
+    assert (tmp_path / "tracks" / "manifest.jsonl").read_text().count("\n") == 2
+
+
+@pytest.mark.anyio
+@pytest.mark.fake(job_duration=0.2)
+async def test_the_batch_command_and_the_journal_query_run(
+    fake: FakeTempolor, tmp_path: Path
+) -> None:
+    (tmp_path / "songs.jsonl").write_text(batches_blocks("jsonl")[0])
+    command, query = (block.strip() for block in batches_blocks("sh"))
+    bin_folder = str(Path(sys.executable).parent)  # where the `tempolor` script is installed
+    env = {
+        **os.environ,
+        "USEAPI_TOKEN": fake.token,
+        "TEMPOLOR_BASE_URL": fake.base_url,
+        "PATH": bin_folder + os.pathsep + os.environ.get("PATH", ""),
+    }
+    result = await anyio.run_process(["sh", "-c", command], cwd=tmp_path, env=env, check=False)
+    assert result.returncode == 0, result.stderr.decode()
+    names = {path.name for path in (tmp_path / "tracks").iterdir()}
+    for key in ("shanty", "lofi-84", "ballad"):
+        assert {f"{key}-1.mp3", f"{key}-2.wav"} <= names
+    if shutil.which("sqlite3") is not None:
+        shown = await anyio.run_process(["sh", "-c", query], cwd=tmp_path, env=env)
+        rows = shown.stdout.decode().splitlines()
+    else:  # the same SQL through Python's sqlite3 module
+        path, sql = re.fullmatch(r'sqlite3 (\S+) "(.*)"', query).groups()  # type: ignore[union-attr]
+        with sqlite3.connect(tmp_path / path) as connection:
+            rows = ["|".join(map(str, row)) for row in connection.execute(sql)]
+    assert sorted(row.split("|")[:2] for row in rows) == [
+        ["ballad", "downloaded"],
+        ["lofi-84", "downloaded"],
+        ["shanty", "downloaded"],
+    ]
+
+
+def noiz_recipe() -> str:
+    section = README.read_text(encoding="utf-8").split("### Recipe: clone a voice", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match is not None, "the Noiz recipe has no python block"
+    return match.group(1)
+
+
+@pytest.mark.anyio
+async def test_the_noiz_recipe_clones_a_voice_and_speaks_with_it(tmp_path: Path) -> None:
+    from tempolor_async.testing import FakeNoiz, sample_audio
+
+    (tmp_path / "me.wav").write_bytes(sample_audio(1.5))
+    async with FakeNoiz() as fake:
+        env = {"NOIZ_API_KEY": fake.api_key, "NOIZ_BASE_URL": fake.base_url}
+        output = await run_example(noiz_recipe(), tmp_path, env)
+        [voice] = fake.custom_voices()
+        assert f"cloned {voice.voice_id} from 1.5 s of audio" in output
+        assert "wrote hello.wav" in output
+        assert voice.sample == (tmp_path / "me.wav").read_bytes()
+        [speech] = fake.requests_to("POST", "/text-to-speech")
+        assert voice.voice_id.encode() in speech.body
+    assert (tmp_path / "hello.wav").read_bytes()[:4] == b"RIFF"

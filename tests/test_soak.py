@@ -15,7 +15,9 @@ import pytest
 
 SOAK = Path(__file__).with_name("soak.py")
 ROOT = SOAK.parent.parent
-RUNTIME_BOUND_SECONDS = 40.0  # the whole soak: 17 to 25 s measured on 2 cores under -X dev
+# A hang guard, not a speed claim (speed is measured in benchmarks/): the soak takes 17 to 25 s
+# on 2 cores under -X dev when the machine is quiet, and more when it is shared.
+RUNTIME_BOUND_SECONDS = 240.0
 
 
 class Run:
@@ -106,5 +108,5 @@ def test_faults_were_injected_and_ridden_out(soak):
     assert soak["requests_seen"] > soak["jobs"]
 
 
-def test_the_soak_runs_within_its_bound(soak):
+def test_the_soak_does_not_hang(soak):
     assert soak.seconds < RUNTIME_BOUND_SECONDS

@@ -18,6 +18,7 @@ from .. import __version__
 from .._client import TempolorClient
 from .._errors import ConfigurationError, TempolorError, ValidationError
 from .._models import Account, FileFormat, MusicJob, MusicType, Submission
+from . import _noiz
 from ._output import Output, human_size
 
 Handler = Callable[[argparse.Namespace, Output], Coroutine[Any, Any, int]]
@@ -133,6 +134,7 @@ async def cmd_simulate(args: argparse.Namespace, out: Output) -> int:
         max_jobs=10,
         page_size=20,
         fail_marker="[fail]",
+        noiz=args.noiz,
     )
     await serve(options)
     return 0
@@ -440,6 +442,13 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = command("simulate", cmd_simulate, "run the local TemPolor simulator")
     simulate.add_argument("--port", type=int, default=8765)
     simulate.add_argument("--job-duration", type=float, default=5.0)
+    simulate.add_argument("--noiz", action="store_true", help="serve the Noiz voice API instead")
+
+    _noiz.add_parser(command)
+
+    from ._batch import add_command as add_batch_command
+
+    add_batch_command(command)
     return parser
 
 

@@ -4,11 +4,16 @@
 with the documented checks, response shapes and error bodies, moves jobs through their
 lifecycle, enforces ``maxJobs``, serves real media files, and lets tests inject faults and
 read every request it received. Run it standalone with ``python -m tempolor_async.testing``.
+
+``FakeNoiz`` does the same for Noiz AI's voice API (``--noiz`` standalone). Both stand on
+``_server.py``, what every simulator shares: the server's lifecycle, the request log, fault
+injection and routing.
 """
 
 from ._media import midi_bytes as sample_midi
 from ._media import wav_bytes
 from ._server import Fault, RecordedRequest
+from .noiz import FakeNoiz
 from .tempolor import FakeTempolor
 
 
@@ -17,4 +22,4 @@ def sample_audio(seconds: float = 1.0) -> bytes:
     return wav_bytes("sample", seconds)
 
 
-__all__ = ["FakeTempolor", "Fault", "RecordedRequest", "sample_audio", "sample_midi"]
+__all__ = ["FakeNoiz", "FakeTempolor", "Fault", "RecordedRequest", "sample_audio", "sample_midi"]

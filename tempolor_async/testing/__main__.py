@@ -1,4 +1,5 @@
-"""Run the simulator standalone: ``python -m tempolor_async.testing --port 8765``."""
+"""Run a simulator standalone: ``python -m tempolor_async.testing --port 8765``, or with
+``--noiz`` the Noiz voice API instead of TemPolor."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import contextlib
 import signal
 import sys
 
+from ._server import FakeServer
+from .noiz import FakeNoiz
 from .tempolor import FakeTempolor
 
 
@@ -30,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-jobs", type=int, default=10, help="maxJobs of the pre-configured account"
     )
     parser.add_argument("--page-size", type=int, default=20, help="records per list page")
+    parser.add_argument("--noiz", action="store_true", help="serve the Noiz voice API instead")
+    parser.add_argument("--noiz-key", default="fake-noiz-key", help="the Noiz API key to accept")
     parser.add_argument(
         "--fail-marker", default="[fail]", help="prompts containing this end FAILED"
     )
@@ -37,24 +42,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    fake = FakeTempolor(
-        args.token,
-        job_duration=args.job_duration,
-        max_jobs=args.max_jobs,
-        page_size=args.page_size,
-        fail_marker=args.fail_marker,
-        host=args.host,
-        port=args.port,
-    )
+    fake: FakeServer
+    if getattr(args, "noiz", False):
+        key = getattr(args, "noiz_key", None) or "fake-noiz-key"
+        fake = FakeNoiz(key, host=args.host, port=args.port)
+        credential = f"API key: {key}"
+    else:
+        fake = FakeTempolor(
+            args.token,
+            job_duration=args.job_duration,
+            max_jobs=args.max_jobs,
+            page_size=args.page_size,
+            fail_marker=args.fail_marker,
+            host=args.host,
+            port=args.port,
+        )
+        credential = f"token:    {args.token}"
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
     async with fake:
-        print("TemPolor simulator running (Ctrl+C to stop)", flush=True)
+        print(f"{fake.service_name} simulator running (Ctrl+C to stop)", flush=True)
         print(f"base URL: {fake.base_url}", flush=True)
-        print(f"token:    {fake.token}", flush=True)
+        print(credential, flush=True)
         await stop.wait()
 
 

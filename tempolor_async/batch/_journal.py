@@ -1,0 +1,289 @@
+"""The batch journal: one SQLite file (stdlib ``sqlite3``, WAL) that outlives any crash.
+
+One row per item, one transaction per change of state, committed with ``synchronous=FULL``
+so that a commit survives a power cut too. The intent (``submitting``) is committed before a
+generation is sent and the job ids right after the answer, which is what lets the next run
+tell "sent, answer lost" from "never sent". Every statement runs on a worker thread, one at
+a time, so the event loop never waits for the disk.
+
+A lock file beside the journal (``<journal>.lock``, ``flock``) keeps a second process from
+working the same journal; the operating system drops the lock when its holder dies, so a
+crashed run never blocks the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import attrs
+
+from .._errors import ValidationError
+
+try:  # POSIX
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+APPLICATION_ID = 0x54504A42  # "TPJB": marks the file as a tempolor batch journal
+SCHEMA_VERSION = 1
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+SCHEMA = """
+CREATE TABLE items (
+    key         TEXT PRIMARY KEY,
+    stem        TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    type        TEXT NOT NULL,
+    params      TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    reply_ref   TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    job_ids     TEXT NOT NULL DEFAULT '[]',
+    files       TEXT NOT NULL DEFAULT '[]',
+    error       TEXT,
+    failure     TEXT,
+    generations INTEGER NOT NULL DEFAULT 0,
+    intent_at   REAL,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+);
+CREATE INDEX items_state ON items (state);
+"""
+
+COLUMNS = (
+    "key",
+    "stem",
+    "type",
+    "params",
+    "digest",
+    "reply_ref",
+    "state",
+    "job_ids",
+    "files",
+    "error",
+    "failure",
+    "generations",
+    "intent_at",
+    "created_at",
+    "updated_at",
+)
+UPSERT = (
+    f"INSERT INTO items ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+    "ON CONFLICT (key) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in COLUMNS if name != "key")
+)
+
+
+@attrs.define
+class ItemRecord:
+    """One journal row, as the runner keeps it in memory.
+
+    ``failure`` says what failed: ``job`` (a job ended FAILED or is gone), ``refused`` (the
+    service refused the generation), ``send`` (sent several times with no answer, and not
+    found by reconciliation) or ``download``. ``generations`` counts the generations the
+    service accepted for this key; ``intent_at`` is the wall clock of the last intent, which
+    bounds where reconciliation looks.
+    """
+
+    key: str
+    stem: str
+    type: str
+    params: dict[str, Any]
+    digest: str
+    reply_ref: str
+    state: str = "pending"
+    job_ids: list[str] = attrs.Factory(list)
+    files: list[str] = attrs.Factory(list)
+    error: str | None = None
+    failure: str | None = None
+    generations: int = 0
+    intent_at: float | None = None
+    created_at: float = attrs.Factory(time.time)
+    updated_at: float = attrs.Factory(time.time)
+
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.key,
+            self.stem,
+            self.type,
+            json.dumps(self.params, ensure_ascii=False, sort_keys=True),
+            self.digest,
+            self.reply_ref,
+            self.state,
+            json.dumps(self.job_ids),
+            json.dumps(self.files, ensure_ascii=False),
+            self.error,
+            self.failure,
+            self.generations,
+            self.intent_at,
+            self.created_at,
+            self.updated_at,
+        )
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> ItemRecord:
+        return cls(
+            key=row["key"],
+            stem=row["stem"],
+            type=row["type"],
+            params=json.loads(row["params"]),
+            digest=row["digest"],
+            reply_ref=row["reply_ref"],
+            state=row["state"],
+            job_ids=json.loads(row["job_ids"]),
+            files=json.loads(row["files"]),
+            error=row["error"],
+            failure=row["failure"],
+            generations=row["generations"],
+            intent_at=row["intent_at"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+
+class Journal:
+    """An open journal: its rows in memory, and writes that go to disk one at a time."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection, lock: int | None) -> None:
+        self.path = path
+        self._connection = connection
+        self._lock = lock
+        self._limiter = anyio.CapacityLimiter(1)
+        self.records: dict[str, ItemRecord] = {}
+        self.commits = 0
+        self.commit_seconds = 0.0
+        self.longest_commit = 0.0
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str]) -> Journal:
+        """Open (or create) the journal at ``path`` and take its lock; refuse a file that is
+        not a journal, or one another running batch holds, with a ``ValidationError``."""
+        journal = await anyio.to_thread.run_sync(_open, Path(path))
+        journal._limiter = anyio.CapacityLimiter(1)
+        return journal
+
+    async def save(self, record: ItemRecord) -> None:
+        """Commit one item's row (one transaction), then keep it as the current state."""
+        record.updated_at = time.time()
+        self.records[record.key] = record
+        await anyio.to_thread.run_sync(self._write, record.row(), limiter=self._limiter)
+
+    def _write(self, row: tuple[Any, ...]) -> None:
+        started = time.perf_counter()
+        with self._connection:  # BEGIN ... COMMIT, or ROLLBACK on error
+            self._connection.execute(UPSERT, row)
+        elapsed = time.perf_counter() - started
+        self.commits += 1
+        self.commit_seconds += elapsed
+        self.longest_commit = max(self.longest_commit, elapsed)
+
+    def close(self) -> None:
+        """Close the database and drop the lock. Synchronous: safe in cleanup after a
+        cancellation."""
+        self._connection.close()
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+
+def _refuse(path: Path, reason: str) -> ValidationError:
+    return ValidationError("journal", f"{os.fspath(path)!r} {reason}")
+
+
+def _open(path: Path) -> Journal:
+    if path.is_dir():
+        raise _refuse(path, "is a folder; give the path of a journal file")
+    _check_header(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = _take_lock(path)
+    try:
+        connection = _connect(path)
+    except BaseException:
+        if lock is not None:
+            os.close(lock)
+        raise
+    journal = Journal(path, connection, lock)
+    rows = connection.execute(f"SELECT {', '.join(COLUMNS)} FROM items ORDER BY rowid")
+    for row in rows:
+        record = ItemRecord.from_row(row)
+        journal.records[record.key] = record
+    return journal
+
+
+def _check_header(path: Path) -> None:
+    """A file that exists must already be an SQLite database (nothing is written to it
+    before it has been recognised as a journal)."""
+    try:
+        with open(path, "rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise _refuse(path, f"cannot be read: {exc.strerror}") from None
+    if header and header != SQLITE_HEADER:
+        raise _refuse(path, "is not a batch journal (not an SQLite database)")
+
+
+def _take_lock(path: Path) -> int | None:
+    if fcntl is None:  # pragma: no cover - no flock: no protection against a second process
+        return None
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _refuse(path, f"cannot be locked: {exc.strerror}") from None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        raise _refuse(
+            path, "is in use by another running batch (two runs never share a journal)"
+        ) from None
+    return descriptor
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise _refuse(path, f"cannot be opened: {exc}") from None
+    try:
+        connection.row_factory = sqlite3.Row
+        application_id = connection.execute("PRAGMA application_id").fetchone()[0]
+        tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if application_id != APPLICATION_ID and (application_id or tables):
+            raise _refuse(path, "is an SQLite database, but not a batch journal")
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if application_id == APPLICATION_ID and version != SCHEMA_VERSION:
+            raise _refuse(path, f"has journal format {version}; this version reads only 1")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("PRAGMA busy_timeout = 5000")
+        if application_id != APPLICATION_ID:
+            connection.executescript(
+                "BEGIN;"
+                + SCHEMA
+                + f"PRAGMA application_id = {APPLICATION_ID};"
+                + f"PRAGMA user_version = {SCHEMA_VERSION};"
+                + "COMMIT;"
+            )
+        check = connection.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise sqlite3.DatabaseError(check)
+    except sqlite3.DatabaseError as exc:
+        connection.close()
+        raise _refuse(path, f"is damaged or not a batch journal ({exc})") from None
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def total_generations(records: dict[str, ItemRecord]) -> int:
+    return sum(record.generations for record in records.values())

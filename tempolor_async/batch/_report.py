@@ -1,0 +1,65 @@
+"""What a batch tells its caller: an event per change of an item's state, and a report.
+
+An item's ``status`` is one of ``pending``, ``submitting`` (sent, answer not yet known),
+``submitted`` (job ids known), ``completed`` (its jobs finished; final when nothing is to be
+downloaded), ``failed`` and ``downloaded``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import attrs
+
+Status = Literal["pending", "submitting", "submitted", "completed", "failed", "downloaded"]
+STATUSES: tuple[Status, ...] = (
+    "pending",
+    "submitting",
+    "submitted",
+    "completed",
+    "failed",
+    "downloaded",
+)
+
+
+@attrs.frozen
+class BatchEvent:
+    """An item changed state (passed to ``run_batch(on_event=...)``)."""
+
+    key: str
+    status: Status
+    job_ids: tuple[str, ...] = ()
+    files: tuple[Path, ...] = ()
+    error: str | None = None
+
+
+@attrs.frozen
+class BatchItemResult:
+    """Where one item of the run stands: its jobs, the files written for it, its error."""
+
+    key: str
+    status: Status
+    job_ids: tuple[str, ...] = ()
+    files: tuple[Path, ...] = ()
+    error: str | None = None
+
+
+@attrs.frozen
+class BatchReport:
+    """The outcome of :meth:`TempolorClient.run_batch`.
+
+    ``completed``, ``failed`` and ``pending`` count every item given to the run, including
+    those finished by earlier runs of the same journal; ``completed`` means downloaded (or,
+    with no ``out_dir``, generated). ``generations_submitted`` counts the generations this
+    run had accepted. ``stopped_reason`` is None, or why submitting stopped early:
+    ``"budget"`` (``max_generations``), ``"min_remaining"``, ``"no_account"`` (every account
+    refused) or ``"interrupted"``.
+    """
+
+    completed: int
+    failed: int
+    pending: int
+    generations_submitted: int
+    items: tuple[BatchItemResult, ...]
+    stopped_reason: str | None = None

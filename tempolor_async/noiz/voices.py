@@ -1,0 +1,118 @@
+"""Noiz voices: list, get, clone and (soft) delete. Noiz API: /voices (https://noiz.ai)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import _protocol, _validation
+from .._errors import ValidationError
+from .._files import FormUpload, Upload, UploadSource
+from .._pagination import AsyncPager, numbered_pages
+from .._protocol import ApiRequest, Kind
+from ._base import NoizResource
+from ._models import DeletedVoice, Voice, VoiceClone, VoicePage, VoiceType
+
+# What the service accepts as a voice sample: WAV, MP3 or M4A.
+AUDIO_TYPE_BY_EXTENSION = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".m4a": "audio/mp4"}
+AUDIO_TYPES = frozenset(AUDIO_TYPE_BY_EXTENSION.values()) | {
+    "audio/wave",
+    "audio/x-wav",
+    "audio/mp3",
+    "audio/x-m4a",
+}
+
+
+def audio_upload(parameter: str, source: UploadSource, content_type: str | None) -> Upload:
+    """A voice sample: WAV, MP3 or M4A, by the file's extension or ``content_type``."""
+    return Upload.prepare(
+        parameter,
+        source,
+        content_type,
+        by_extension=AUDIO_TYPE_BY_EXTENSION,
+        allowed=AUDIO_TYPES,
+    )
+
+
+def flag(name: str, value: bool) -> str | None:
+    """A boolean form field as the service's own scripts send it: ``true``, or left out."""
+    if not isinstance(value, bool):
+        raise ValidationError(name, f"must be True or False (got {value!r})")
+    return "true" if value else None
+
+
+class Voices(NoizResource):
+    def list(
+        self,
+        *,
+        voice_type: VoiceType | str = VoiceType.CUSTOM,
+        keyword: str | None = None,
+        page_size: int = 10,
+    ) -> AsyncPager[Voice]:
+        """Your cloned voices (``custom``) or the service's catalogue (``built-in``),
+        optionally those whose name, description or labels match ``keyword``, fetched
+        ``page_size`` at a time as you iterate. Noiz API: GET /voices (https://noiz.ai)"""
+        kind = _validation.choice("voice_type", voice_type, VoiceType)
+        _validation.text("keyword", keyword)
+        size = _validation.positive_int("page_size", page_size)
+        assert size is not None
+
+        async def fetch(number: int) -> tuple[list[Voice], int | None]:
+            query = _protocol.query(voice_type=kind, keyword=keyword, skip=number, limit=size)
+            page: VoicePage = await self._call(VoicePage, ApiRequest("GET", "/voices", query=query))
+            return page.voices or [], page.total_count
+
+        return numbered_pages(fetch, size)
+
+    async def get(self, voice_id: str) -> Voice:
+        """One voice by its id. Noiz API: GET /voices/{voice_id} (https://noiz.ai)"""
+        voice_id = _validation.path_id("voice_id", voice_id)
+        voice: Voice = await self._call(Voice, ApiRequest("GET", f"/voices/{voice_id}"))
+        return voice
+
+    async def clone(
+        self,
+        file: UploadSource | None = None,
+        *,
+        url: str | None = None,
+        display_name: str | None = None,
+        denoise: bool = False,
+        language: str | None = None,
+        content_type: str | None = None,
+    ) -> VoiceClone:
+        """Make a voice from a sample: ``file`` (bytes, a path streamed from disk, or a
+        binary file object; WAV, MP3 or M4A) or ``url`` (an http(s) address the service
+        fetches), exactly one; ``denoise`` asks for noise reduction first. Sent once: a
+        clone may cost credits, so it is retried only when nothing reached the service.
+        Noiz API: POST /voices (https://noiz.ai)"""
+        if (file is None) == (url is None):
+            raise ValidationError("file", "give exactly one of file and url")
+        fields = {
+            "voice_url": _validation.http_url("url", url),
+            "display_name": _validation.text("display_name", display_name),
+            "denoise": flag("denoise", denoise),
+            "language": _validation.text("language", language),
+        }
+        upload = None if file is None else audio_upload("file", file, content_type)
+        body = FormUpload(present(fields), upload)
+        request = ApiRequest("POST", "/voices", kind=Kind.UPLOAD, upload=body)
+        clone: VoiceClone = await self._call(VoiceClone, request)
+        return clone
+
+    async def delete(self, voice_id: str) -> DeletedVoice:
+        """Soft-delete a voice: it disappears from lists and answers 404 afterwards.
+        Noiz API: DELETE /voices/{voice_id} (https://noiz.ai)"""
+        voice_id = _validation.path_id("voice_id", voice_id)
+        request = ApiRequest("DELETE", f"/voices/{voice_id}")
+        reply = await self._send(request)
+        if reply.status == 204 and not reply.content:
+            # A retry found it gone: an earlier attempt deleted it before its answer was lost.
+            return DeletedVoice(voice_id=voice_id)
+        deleted: DeletedVoice = self._client._service.decode_data(
+            reply.content, DeletedVoice, "DELETE", request.path
+        )
+        return deleted
+
+
+def present(fields: dict[str, Any]) -> dict[str, str]:
+    """The form fields that have a value."""
+    return {name: value for name, value in fields.items() if value is not None}

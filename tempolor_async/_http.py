@@ -180,12 +180,16 @@ class HttpSession:
         try:
             status, headers, content = await self._exchange(request, 1)
         except _NoResponse as failure:
-            return await self._retry(request, failure, started)
-        if self._status_of is not None:
-            status = self._status_of(status, content)
-        if 200 <= status < 300:
-            return Reply(status, headers, content)
-        return await self._retry(request, (status, headers, content), started)
+            # Handled outside this except block: an error raised within it would carry
+            # aiohttp's exception, and with it the request's headers, as its context.
+            outcome: _Outcome = failure
+        else:
+            if self._status_of is not None:
+                status = self._status_of(status, content)
+            if 200 <= status < 300:
+                return Reply(status, headers, content)
+            outcome = (status, headers, content)
+        return await self._retry(request, outcome, started)
 
     async def _retry(self, request: ApiRequest, outcome: _Outcome, started: float) -> Reply:
         """The rest of :meth:`send`: what to do after an attempt that did not succeed (its

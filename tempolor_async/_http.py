@@ -260,15 +260,28 @@ class HttpSession:
             session = self._api_session()
         url = self._urls.get(request.path) or self._url(request.path)
         headers = self._request_headers
-        data: Any = None
-        timeout = self.timeout
-        if request.upload is not None:
-            data, upload_headers = request.upload.body()
-            headers = {**(headers or {}), **upload_headers}
-            timeout = self.upload_timeout
-        started = time.monotonic()
-        try:
-            async with session.request(
+        if (
+            request.upload is None
+            and request.json is None
+            and not request.query
+            and headers is None  # the own session: its defaults are the API's
+        ):
+            # The common case with nothing but what differs from the own session's
+            # defaults: each keyword aiohttp is given costs it work on every request.
+            context = session.request(
+                request.method,
+                url,
+                timeout=_total_timeout(self.timeout),
+                allow_redirects=False,
+            )
+        else:
+            data: Any = None
+            timeout = self.timeout
+            if request.upload is not None:
+                data, upload_headers = request.upload.body()
+                headers = {**(headers or {}), **upload_headers}
+                timeout = self.upload_timeout
+            context = session.request(
                 request.method,
                 url,
                 params=request.query or None,
@@ -278,7 +291,10 @@ class HttpSession:
                 timeout=_total_timeout(timeout),
                 raise_for_status=False,
                 allow_redirects=False,
-            ) as response:
+            )
+        started = time.monotonic()
+        try:
+            async with context as response:
                 if request.sink is not None and 200 <= response.status < 300:
                     content = await request.sink(response)
                 else:

@@ -61,6 +61,8 @@ class Section:
     rows: list[list[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     profile: str | None = None
+    standalone: str | None = None  # a standalone module's own markdown, included as printed
+    failed: bool = False
 
     def add(self, figure: Figure) -> Figure:
         self.figures.append(figure)
@@ -91,6 +93,9 @@ def _target(figure: Figure) -> str:
 
 def render_section(section: Section) -> list[str]:
     lines = [f"## {section.key}: {section.title}", ""]
+    if section.standalone is not None:
+        lines += [*section.notes, "", section.standalone or "(no output)"]
+        return [*lines, ""]
     rows = [
         [
             figure.label,

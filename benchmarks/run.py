@@ -865,6 +865,50 @@ def bench_b6(h: Harness) -> Section:
 # ----------------------------------------------------------------------- main
 
 
+# Standalone benchmark modules of other parts of the SDK: each runs as
+# ``python -m benchmarks.<name> [--quick]`` and prints a markdown table, included as it is.
+EXTRA_MODULES = ("engine", "batch", "noiz")
+EXTRA_TIMEOUT = 1800.0
+
+
+def extra_modules(keys: Sequence[str]) -> list[str]:
+    """The standalone modules present in benchmarks/ and selected by ``--only``."""
+    present = [n for n in EXTRA_MODULES if (ROOT / "benchmarks" / f"{n}.py").exists()]
+    return [n for n in present if n.upper() in keys]
+
+
+def run_extra(name: str, quick: bool, env: dict[str, str]) -> Section:
+    """One standalone module in its own process; its table (or its failure) as a section."""
+    command = [sys.executable, "-m", f"benchmarks.{name}", *(["--quick"] if quick else [])]
+    say(f"{name}: {' '.join(command[1:])}")
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=EXTRA_TIMEOUT
+        )
+        output, code = done.stdout.strip(), done.returncode
+        error = done.stderr.strip()[-3000:]
+    except subprocess.TimeoutExpired:
+        output, code, error = "", None, f"stopped after {EXTRA_TIMEOUT:.0f} s"
+    elapsed = time.monotonic() - started
+    section = Section(name, f"`python -m benchmarks.{name}`" + (" --quick" if quick else ""))
+    section.standalone = output
+    if code == 0:
+        state = "exit status 0"
+    elif code is None:
+        state = f"**failed**: {error}"
+    else:
+        state = f"**failed** with exit status {code}"
+    section.notes.append(
+        f"Run as its own process by `python -m benchmarks` ({elapsed:.0f} s, {state}); it "
+        "does its own pinning and rounds, and its table is included as printed."
+    )
+    if code != 0:
+        section.notes.append("```\n" + error + "\n```")
+        section.failed = True
+    return section
+
+
 def allocator_note(warmup: bool) -> str:
     if not warmup:
         return (
@@ -919,8 +963,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = QUICK if args.quick else FULL
     rounds = args.rounds or sizes.rounds
-    keys = [key.strip().upper() for key in (args.only or "B1,B2,B3,B4,B5,B6").split(",")]
-    unknown = set(keys) - {"B1", "B2", "B3", "B4", "B5", "B6"}
+    everything = ["B1", "B2", "B3", "B4", "B5", "B6", *(n.upper() for n in EXTRA_MODULES)]
+    keys = [key.strip().upper() for key in (args.only or ",".join(everything)).split(",")]
+    unknown = set(keys) - set(everything)
     if unknown or rounds < 1:
         say(
             f"error: unknown benchmark {sorted(unknown)}"
@@ -969,7 +1014,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "B5": lambda: bench_b5(h),
                 "B6": lambda: bench_b6(h),
             }
-            sections = [runners[key]() for key in keys]
+            sections = [runners[key]() for key in keys if key in runners]
+        sections += [run_extra(name, args.quick, env) for name in extra_modules(keys)]
     elapsed = time.monotonic() - started
     header = machine(pinning.lines(), load_before, uptime(), source)
     header.append(allocator_note(not args.no_allocator_warmup))
@@ -984,4 +1030,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 state = "met" if figure.met else "MISSED"
                 say(f"{section.key} {figure.label}: {figure.format(figure.median)} ({state})")
     say(f"wrote {out} in {elapsed:.0f} s")
+    failed = [section.key for section in sections if section.failed]
+    if failed:
+        say(f"failed: {', '.join(failed)} (see {out})")
+        return 1
     return 0

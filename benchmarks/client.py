@@ -240,9 +240,14 @@ def main() -> None:
     task: Task = json.load(sys.stdin)
     if task.get("allocator_warmup", True):
         warm_allocator()
+    if task.get("sdk_path"):
+        # An earlier version of the SDK (``--compare``), first on the path.
+        sys.path.insert(0, task["sdk_path"])
     # Pinned by the orchestrator before this process started (see run.py); reported as the
     # kernel sees it, and checked there.
     result = BENCHMARKS[task["bench"]](task)
+    sdk = sys.modules.get("tempolor_async")
+    result["sdk_file"] = getattr(sdk, "__file__", None)
     json.dump({**result, "cpus_allowed": cpus_allowed()}, sys.stdout)
 
 

@@ -250,6 +250,21 @@ class Harness:
         self.env = child_environment(workdir)
         self.b4_ids: list[str] = []
         self.b5_url = self.b5_first_url = ""
+        self.compared: dict[str, Path] = {}  # --compare: revision -> its sources
+
+    def compare_with(self, revisions: Sequence[str]) -> None:
+        """Export each revision's ``tempolor_async`` for B1-B3's extra SDK variants."""
+        for revision in revisions:
+            where = self.workdir / f"sdk-{revision}"
+            where.mkdir()
+            archive = subprocess.run(
+                ["git", "archive", revision, "tempolor_async"],
+                cwd=ROOT, capture_output=True, check=True, timeout=60,
+            )  # fmt: skip
+            subprocess.run(
+                ["tar", "-x", "-C", str(where)], input=archive.stdout, check=True, timeout=60
+            )
+            self.compared[revision] = where
 
     def seed(self, keys: set[str]) -> None:
         """Create, once, what the selected benchmarks read from the simulator: instrumentals
@@ -285,6 +300,8 @@ class Harness:
             "allocator_warmup": self.allocator_warmup,
             **params,
         }
+        if variant.startswith(("sdk@", "both@")):
+            task["sdk_path"] = str(self.compared[variant.split("@", 1)[1]])
         side = "raw" if variant.startswith("raw") else "SDK"
         role = f"{side} client"
         process = spawn(
@@ -308,6 +325,9 @@ class Harness:
             raise BenchmarkError(f"{bench} {variant} failed:\n{stderr}")
         result: dict[str, Any] = {**params, **json.loads(stdout)}
         self.pinning.check(role, result["cpus_allowed"])
+        expected = task.get("sdk_path") or str(ROOT)
+        if result.get("sdk_file") and not result["sdk_file"].startswith(expected):
+            raise BenchmarkError(f"{variant} measured the SDK at {result['sdk_file']}")
         return result
 
     def alternate(
@@ -361,9 +381,20 @@ def per_round(runs: Sequence[Runs], value: Value, variant: str) -> list[float]:
     return [value(round_runs[variant]) for round_runs in runs]
 
 
-def ratios(runs: Sequence[Runs], value: Value) -> list[float]:
-    """SDK / raw of one value, per round."""
-    return [value(r["sdk"]) / value(r["raw"]) for r in runs]
+def ratios(runs: Sequence[Runs], value: Value, variant: str = "sdk") -> list[float]:
+    """SDK / raw of one value, per round (or another SDK variant's, e.g. ``sdk@<rev>``)."""
+    return [value(r[variant]) / value(r["raw"]) for r in runs]
+
+
+def add_compared(
+    h: Harness, section: Section, runs: Sequence[Runs], label: str, value: Value, invert: bool
+) -> None:
+    """For each ``--compare`` revision: its ratio to raw beside the current SDK's."""
+    for revision in h.compared:
+        values = ratios(runs, value, f"sdk@{revision}")
+        section.add(
+            Figure(f"{label} (SDK at {revision})", [1 / x for x in values] if invert else values)
+        )
 
 
 def run_pairs(
@@ -380,17 +411,23 @@ def run_pairs(
     section.headers = ["round"] + ([case_column] if case_column else [])
     for metric in metrics:
         section.headers += [f"raw {metric.name}", f"SDK {metric.name}", "ratio"]
+        for label in h.compared:
+            section.headers += [f"SDK {label} {metric.name}", "ratio"]
     results: list[list[Runs]] = [[] for _ in cases]
     rounds = rounds or h.rounds
+    variants = ["raw", "sdk", *(f"sdk@{label}" for label in h.compared)]
     for index in range(rounds):
         for case, params in enumerate(cases):
-            runs = h.alternate(index, bench, ["raw", "sdk"], **params)
+            runs = h.alternate(index, bench, variants, **params)
             results[case].append(runs)
             row = [str(index + 1)] + ([str(params[case_column])] if case_column else [])
             for metric in metrics:
                 raw, sdk = metric.value(runs["raw"]), metric.value(runs["sdk"])
                 row += [f"{raw:,.{metric.digits}f}", f"{sdk:,.{metric.digits}f}"]
                 row.append(ratio_text(raw, sdk))
+                for label in h.compared:
+                    other = metric.value(runs[f"sdk@{label}"])
+                    row += [f"{other:,.{metric.digits}f}", ratio_text(raw, other)]
             section.rows.append(row)
             say(f"{section.key} round {index + 1}/{rounds}: " + " | ".join(row[1:]))
     return results
@@ -442,6 +479,12 @@ def bench_b1(h: Harness) -> Section:
         label = f"client CPU per request raw/SDK, concurrency {level}"
         section.add(Figure(label, [1 / x for x in ratios(runs, cpu.value)]))
     for case, runs in zip(cases, results, strict=True):
+        level = case["concurrency"]
+        add_compared(h, section, runs, f"throughput SDK/raw, concurrency {level}",
+                     throughput.value, invert=False)  # fmt: skip
+        add_compared(h, section, runs, f"client CPU per request raw/SDK, concurrency {level}",
+                     cpu.value, invert=True)  # fmt: skip
+    for case, runs in zip(cases, results, strict=True):
         suffix = f", concurrency {case['concurrency']}"
         add_absolute(section, runs, throughput, suffix)
         add_absolute(section, runs, cpu, suffix)
@@ -470,9 +513,13 @@ def bench_b2(h: Harness) -> Section:
     section.headers = ["round", "json.loads µs", "decode µs", "ratio"]
     sizes: dict[str, Any] = {"number": h.sizes.b2_number, "repeat": h.sizes.b2_repeat}
     runs = []
+    compared: dict[str, list[float]] = {revision: [] for revision in h.compared}
     for index in range(h.client_rounds):
         run = h.client("b2", "both", **sizes)
         runs.append(run)
+        for revision in h.compared:
+            other = h.client("b2", f"both@{revision}", **sizes)
+            compared[revision].append(other["decode_us"] / other["loads_us"])
         section.rows.append(
             [
                 str(index + 1),
@@ -489,6 +536,8 @@ def bench_b2(h: Harness) -> Section:
             target=Target("<=", 1.0),
         )
     )
+    for revision, values in compared.items():
+        section.add(Figure(f"decode time / json.loads time (SDK at {revision})", values))
     section.add(Figure("json.loads", [r["loads_us"] for r in runs], "µs"))
     section.add(Figure("decode (parse + structuring)", [r["decode_us"] for r in runs], "µs"))
     section.notes.append(
@@ -519,6 +568,8 @@ def bench_b3(h: Harness) -> Section:
     speed = [1 / x for x in ratios(runs, walk.value)]
     section.add(Figure("walk speed SDK/raw (raw time / SDK time)", speed, target=Target(">=", 0.9)))
     section.add(Figure("client CPU raw/SDK", [1 / x for x in ratios(runs, cpu.value)]))
+    add_compared(h, section, runs, "walk speed SDK/raw", walk.value, invert=True)
+    add_compared(h, section, runs, "client CPU raw/SDK", cpu.value, invert=True)
     add_absolute(section, runs, walk, " per walk")
     add_absolute(section, runs, cpu, " per walk")
     section.notes.append(
@@ -865,6 +916,24 @@ def bench_b6(h: Harness) -> Section:
 # ----------------------------------------------------------------------- main
 
 
+# The SDK before the speed work of B1-B3 (typed models at raw aiohttp's speed): a full run
+# measures it beside the current one, so before and after share one machine and one run.
+BASELINE = "45d277d"
+
+
+def comparisons(option: str | None, quick: bool) -> list[str]:
+    """The revisions to measure beside the current SDK."""
+    if option is None:
+        if quick:
+            return []
+        known = subprocess.run(
+            ["git", "cat-file", "-e", f"{BASELINE}^{{commit}}"],
+            cwd=ROOT, capture_output=True, timeout=30, check=False,
+        )  # fmt: skip
+        return [BASELINE] if known.returncode == 0 else []
+    return [r.strip() for r in option.split(",") if r.strip() and r.strip() != "none"]
+
+
 # Standalone benchmark modules of other parts of the SDK: each runs as
 # ``python -m benchmarks.<name> [--quick]`` and prints a markdown table, included as it is.
 EXTRA_MODULES = ("engine", "batch", "noiz")
@@ -948,7 +1017,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, help="where to write RESULTS.md (the plot goes beside it)"
     )
-    parser.add_argument("--only", help="a comma-separated subset, e.g. B1,B4")
+    parser.add_argument(
+        "--only", help="a comma-separated subset, e.g. B1,B4 (or ENGINE, BATCH, NOIZ)"
+    )
+    parser.add_argument(
+        "--compare",
+        help="git revisions whose SDK B1-B3 also measure, comma-separated (default: "
+        f"{BASELINE}, the SDK before the speed work, where the repository has it; "
+        "'none' for no comparison)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     parser.add_argument(
         "--no-allocator-warmup",
@@ -1005,6 +1082,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 profile=not (args.quick or args.no_profile),
                 allocator_warmup=not args.no_allocator_warmup,
             )
+            h.compare_with(comparisons(args.compare, args.quick))
             h.seed(set(keys))
             runners: dict[str, Callable[[], Section]] = {
                 "B1": lambda: bench_b1(h),

@@ -937,7 +937,9 @@ def comparisons(option: str | None, quick: bool) -> list[str]:
 # Standalone benchmark modules of other parts of the SDK: each runs as
 # ``python -m benchmarks.<name> [--quick]`` and prints a markdown table, included as it is.
 EXTRA_MODULES = ("engine", "batch", "noiz")
-EXTRA_TIMEOUT = 1800.0
+# Each module's time in a run of all, so that a full run stays near 15 minutes; a module
+# stopped at it is reported as such (run it alone for its whole length).
+EXTRA_TIMEOUT = 300.0
 
 
 def extra_modules(keys: Sequence[str]) -> list[str]:
@@ -958,7 +960,8 @@ def run_extra(name: str, quick: bool, env: dict[str, str]) -> Section:
         output, code = done.stdout.strip(), done.returncode
         error = done.stderr.strip()[-3000:]
     except subprocess.TimeoutExpired:
-        output, code, error = "", None, f"stopped after {EXTRA_TIMEOUT:.0f} s"
+        output, code = "", None
+        error = f"stopped after {EXTRA_TIMEOUT:.0f} s; run it alone for its whole length"
     elapsed = time.monotonic() - started
     section = Section(name, f"`python -m benchmarks.{name}`" + (" --quick" if quick else ""))
     section.standalone = output
@@ -974,7 +977,7 @@ def run_extra(name: str, quick: bool, env: dict[str, str]) -> Section:
     )
     if code != 0:
         section.notes.append("```\n" + error + "\n```")
-        section.failed = True
+        section.failed = code is not None  # a module stopped at its time limit is not broken
     return section
 
 

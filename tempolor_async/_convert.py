@@ -376,6 +376,7 @@ def _make_model_hook(cls: type[Any]) -> Callable[[Any, type[Any]], Any]:
     generic = plan.generic()
     shapes: dict[tuple[str, ...], Callable[[Any], Any]] = {}
     get_shape = shapes.get
+    most_keys = 2 * len(plan.fields) + 32  # more keys than that get no code of their own
 
     def build(data: Any) -> Any:
         if type(data) is not dict:
@@ -383,7 +384,7 @@ def _make_model_hook(cls: type[Any]) -> Callable[[Any, type[Any]], Any]:
         shape = tuple(data)
         shaped = get_shape(shape)
         if shaped is None:
-            if len(shapes) >= _MAX_SHAPES:
+            if len(shapes) >= _MAX_SHAPES or len(shape) > most_keys:
                 return generic(data)
             shaped = shapes[shape] = plan.shaped(shape)
         return shaped(data)

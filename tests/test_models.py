@@ -737,3 +737,15 @@ def test_wrong_types_raise_on_every_key_layout(wrong: tuple[str, Any]) -> None:
         layout[key] = value
         with pytest.raises(ResponseDecodeError, match=key):
             decode(json.dumps(layout), MusicJob)
+
+
+def test_a_record_with_very_many_unknown_keys_is_decoded_all_the_same() -> None:
+    """Such a layout gets no code of its own (that would let a server make the client
+    compile without bound); the generic path checks it just as strictly."""
+    record = {**json.loads(MUSIC_JOB), **{f"extra{index}": index for index in range(500)}}
+    decoded = decode(json.dumps(record), MusicJob)
+    assert decoded.title_en == "Epic Orchestral"
+    assert decoded.raw == record
+    record["titleEn"] = 5
+    with pytest.raises(ResponseDecodeError, match="titleEn"):
+        decode(json.dumps(record), MusicJob)

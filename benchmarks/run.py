@@ -51,8 +51,9 @@ Runs = dict[str, dict[str, Any]]
 
 @dataclass(frozen=True)
 class Sizes:
-    rounds: int  # B4-B6
+    rounds: int  # B5, B6
     client_rounds: int  # B1-B3: cheap rounds with a wide spread, so more of them
+    b4_rounds: int  # long rounds (about a minute) with a narrow spread, so fewer
     b1_requests: dict[int, int]  # concurrency -> requests measured
     b1_warmup: int
     b2_number: int
@@ -70,13 +71,14 @@ class Sizes:
 
 FULL = Sizes(
     rounds=5,
-    client_rounds=9,
-    b1_requests={1: 3000, 16: 10000, 128: 10000},
+    client_rounds=7,
+    b4_rounds=3,
+    b1_requests={1: 2000, 16: 6000, 128: 6000},
     b1_warmup=500,
     b2_number=2000,
     b2_repeat=7,
     b3_records=1000,
-    b3_walks=5,
+    b3_walks=3,
     b4_jobs=1000,
     b4_plot_jobs=(50, 200, 500),
     b4_durations=(5.0, 20.0),
@@ -88,6 +90,7 @@ FULL = Sizes(
 QUICK = Sizes(
     rounds=1,
     client_rounds=1,
+    b4_rounds=1,
     b1_requests={1: 100, 16: 300, 128: 300},
     b1_warmup=50,
     b2_number=200,
@@ -243,6 +246,7 @@ class Harness:
         self.sizes = sizes
         self.rounds = rounds
         self.client_rounds = client_rounds
+        self.b4_rounds = rounds if rounds != sizes.rounds else sizes.b4_rounds
         self.pinning = pinning
         self.workdir = workdir
         self.profile = profile
@@ -614,7 +618,7 @@ def bench_b4(h: Harness, out_dir: Path) -> Section:
     ]  # fmt: skip
     params = b4_params(h, jobs)
     runs: list[Runs] = []
-    for index in range(h.rounds):
+    for index in range(h.b4_rounds):
         round_runs = h.alternate(index, "b4", list(B4_VARIANTS), **params)
         runs.append(round_runs)
         for variant, run in round_runs.items():
@@ -625,7 +629,7 @@ def bench_b4(h: Harness, out_dir: Path) -> Section:
                 + [f"{run[key]:.2f}" for key in ("latency_p50", "latency_p95", "latency_max")]
                 + [str(run["ticks"]), f"{run['tick_interval_p50']:.2f}" if run["ticks"] > 1 else ""]
             )
-            say(f"B4 round {index + 1}/{h.rounds}: " + " | ".join(section.rows[-1][1:]))
+            say(f"B4 round {index + 1}/{h.b4_rounds}: " + " | ".join(section.rows[-1][1:]))
     latency_target = Target("<=", poll + 0.5)
     for variant, name in B4_VARIANTS.items():
         target = Target("<=", 1.5) if variant == "as_completed" else None
@@ -939,7 +943,7 @@ def comparisons(option: str | None, quick: bool) -> list[str]:
 EXTRA_MODULES = ("engine", "batch", "noiz")
 # Each module's time in a run of all, so that a full run stays near 15 minutes; a module
 # stopped at it is reported as such (run it alone for its whole length).
-EXTRA_TIMEOUT = 300.0
+EXTRA_TIMEOUT = 150.0
 
 
 def extra_modules(keys: Sequence[str]) -> list[str]:
@@ -1010,7 +1014,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds",
         type=int,
-        help="rounds of each benchmark (default 9 for B1-B3, 5 for B4-B6; 1 with --quick)",
+        help="rounds of each benchmark (default 7 for B1-B3, 3 for B4, 5 for B5-B6; "
+        "1 with --quick)",
     )
     parser.add_argument(
         "--quick",
@@ -1101,7 +1106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = machine(pinning.lines(), load_before, uptime(), source)
     header.append(allocator_note(not args.no_allocator_warmup))
     header.append(
-        f"- Rounds: {h.client_rounds} for B1-B3, {rounds} for B4-B6; whole run: {elapsed:.0f} s"
+        f"- Rounds: {h.client_rounds} for B1-B3, {h.b4_rounds} for B4, {rounds} for B5-B6; "
+        f"whole run: {elapsed:.0f} s"
     )
     command = " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])])
     out.write_text(render(sections, header, smoke=args.quick, command=command))

@@ -46,7 +46,8 @@ class RequestCounter(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg.startswith("%s %s -> ") and isinstance(record.args, tuple):
             method, path = str(record.args[0]), str(record.args[1])
-            endpoint = re.sub(r"/music/.*-job:[^/?]+$", "/music/{job_id}", path)
+            endpoint = re.sub(r"/music/download/.*-job:[^/?]+$", "/music/download/{job_id}", path)
+            endpoint = re.sub(r"/music/[^/]*-job:[^/?]+$", "/music/{job_id}", endpoint)
             if path.startswith("/cdn/"):
                 endpoint = "media file"
             self.counts[f"{method} {endpoint}"] += 1
@@ -130,7 +131,12 @@ async def makespan(base_url: str, items: int, job_duration: float, folder: Path)
     logger.removeHandler(counter)
     slots = sum(SLOTS.values()) + 2
     ideal = items * 2 / slots * job_duration
+    # A generation (two jobs) is let in while an account runs fewer jobs than its max_jobs,
+    # as the service does: an account with 3 slots runs 4 jobs at once.
+    at_once = sum(2 * -(-max_jobs // 2) for max_jobs in (2, *SLOTS.values()))
     return {
+        "effective_ideal": items * 2 / at_once * job_duration,
+        "at_once": at_once,
         "items": items,
         "completed": report.completed,
         "seconds": elapsed,
@@ -252,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"| makespan, {batch['items']} songs | {batch['seconds']:.1f} s vs ideal "
         f"{batch['ideal']:.1f} s = **{batch['ratio']:.2f}x** | <= 1.15x |"
+    )
+    print(
+        f"| makespan against the jobs the accounts really run at once ({batch['at_once']}) | "
+        f"ideal {batch['effective_ideal']:.1f} s = "
+        f"**{batch['seconds'] / batch['effective_ideal']:.2f}x** | |"
     )
     print(f"| items completed | {batch['completed']}/{batch['items']} | all |")
     print(f"| requests per item | {batch['requests'] / batch['items']:.2f} | |")

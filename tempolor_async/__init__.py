@@ -37,6 +37,7 @@ What is Noiz's (``tempolor_async.noiz``)::
     testing/noiz/     FakeNoiz
 """
 
+from ._callbacks import CallbackReceiver
 from ._client import TempolorClient
 from ._errors import (
     APIConnectionError,
@@ -97,6 +98,7 @@ __all__ = [
     "BatchEvent",
     "BatchItemResult",
     "BatchReport",
+    "CallbackReceiver",
     "Capacity",
     "ClonedVoice",
     "ConfigurationError",

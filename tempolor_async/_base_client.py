@@ -76,7 +76,12 @@ class BaseClient:
 
     async def aclose(self) -> None:
         """Close the session the client created (never one passed in). Idempotent."""
+        if not self._http.closed:
+            await self._before_close()
         await self._http.aclose()
+
+    async def _before_close(self) -> None:
+        """What a client ends before its session closes (its waits, for one)."""
 
     async def __aenter__(self) -> Self:
         return self

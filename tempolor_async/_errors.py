@@ -18,13 +18,19 @@
     └── JobTimeoutError            .job_id, .job_ids, .last
 
 Messages name the method and path and carry the service's own ``error`` text. They never
-contain the token: no header ever goes into a message.
+contain the token: no header ever goes into a message, and since a server (or a proxy in
+front of it) may echo the ``Authorization`` header back in an error text, a status line or a
+body, every message has the tokens of the clients alive in the process replaced by
+``[redacted]`` when the exception is made (:func:`redact`).
 """
 
 from __future__ import annotations
 
+import json
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from ._models import MusicJob, RunningJob
@@ -49,8 +55,36 @@ __all__ = [
 ]
 
 
+REDACTED = "[redacted]"
+# Shorter secrets cannot be told apart from ordinary text, and none is that short.
+MIN_SECRET_LENGTH = 8
+# The secrets of each live owner (a client's HTTP session), in every form a server may
+# echo them in: as sent, percent-encoded, JSON-escaped.
+_secrets: weakref.WeakKeyDictionary[object, tuple[str, ...]] = weakref.WeakKeyDictionary()
+
+
+def register_secret(owner: object, secret: str) -> None:
+    """Keep ``secret`` out of every message while ``owner`` is alive."""
+    if len(secret) < MIN_SECRET_LENGTH:
+        return
+    forms = {secret, quote(secret, safe=""), quote(secret, safe="/:@"), json.dumps(secret)[1:-1]}
+    _secrets[owner] = tuple(sorted(forms, key=len, reverse=True))
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by ``[redacted]``."""
+    for forms in list(_secrets.values()):
+        for form in forms:
+            if form in text:
+                text = text.replace(form, REDACTED)
+    return text
+
+
 class TempolorError(Exception):
-    """The root of every error this SDK raises."""
+    """The root of every error this SDK raises. Its text never holds a registered secret."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class ConfigurationError(TempolorError):
@@ -90,6 +124,7 @@ class APIStatusError(TempolorError):
         path: str,
         body: Any = None,
     ) -> None:
+        message = redact(message)
         super().__init__(f"{method} {path} -> {status}: {message}")
         self.status = status
         self.message = message

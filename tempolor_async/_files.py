@@ -256,12 +256,53 @@ def safe_name(name: str, fallback: str = "download") -> str:
     return stem + suffix if stem else fallback + suffix
 
 
+def names_directory(dest: str | os.PathLike[str]) -> bool:
+    """Whether ``dest`` means a folder: an existing one, or a path ending with a separator."""
+    text = os.fspath(dest)
+    if isinstance(text, str) and text.endswith(tuple(filter(None, (os.sep, os.altsep)))):
+        return True
+    return Path(text).is_dir()
+
+
 def target_path(dest: str | os.PathLike[str], name: str) -> Path:
-    """``dest`` itself, or ``dest/<safe name>`` when ``dest`` is an existing directory."""
+    """The file a download writes: ``dest`` itself, or ``dest/<safe name>`` when ``dest``
+    names a folder (an existing one, or a path ending with a separator)."""
+    if names_directory(dest):
+        return Path(dest) / safe_name(name)
+    return Path(dest)
+
+
+def check_destination(dest: str | os.PathLike[str], name: str = "download") -> Path:
+    """Make sure, before any request, that ``dest`` can hold the file ``name``, and return
+    the path it will be written to. A folder named with a trailing separator is created
+    (with its parents) if missing; a file where a folder is needed is refused."""
+    if isinstance(dest, bytes) or not isinstance(dest, (str, os.PathLike)):
+        raise ValidationError("dest", f"must be a str or os.PathLike path, not {type(dest)}")
     path = Path(dest)
-    if path.is_dir():
-        return path / safe_name(name)
-    return path
+    if names_directory(dest):
+        if path.exists() and not path.is_dir():
+            raise ValidationError("dest", f"{os.fspath(path)!r} is a file, not a folder")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ValidationError(
+                "dest", f"cannot create folder {os.fspath(path)!r}: {reason}"
+            ) from None
+        folder, target = path, path / safe_name(name)
+    else:
+        folder, target = path.parent, path
+        if not folder.is_dir():
+            raise ValidationError(
+                "dest",
+                f"folder {os.fspath(folder)!r} does not exist "
+                "(end dest with a path separator to have it created)",
+            )
+    if target.is_dir():
+        raise ValidationError("dest", f"{os.fspath(target)!r} is a folder, not a file")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValidationError("dest", f"cannot write in folder {os.fspath(folder)!r}")
+    return target
 
 
 @functools.lru_cache(maxsize=1)
@@ -312,13 +353,6 @@ async def report(callback: ProgressCallback | None, done: int, total: int | None
         await result
 
 
-def check_destination(dest: str | os.PathLike[str]) -> None:
-    """Refuse, before any request, a destination whose folder does not exist."""
-    path = Path(dest)
-    if not path.is_dir() and not path.parent.is_dir():
-        raise ValidationError("dest", f"folder {os.fspath(path.parent)!r} does not exist")
-
-
 async def download(
     http: HttpSession,
     url: str,
@@ -328,7 +362,7 @@ async def download(
 ) -> Path:
     """Stream ``url`` into ``dest`` (or ``dest/name``), atomically, retrying transient
     failures from the start. Returns the path written."""
-    target = target_path(dest, name)
+    target = check_destination(dest, name)
     retries = 0
     while True:
         partial = AtomicFile(target)

@@ -25,13 +25,22 @@ from . import _protocol
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
+    ConfigurationError,
     RateLimitError,
+    ResponseDecodeError,
     TempolorError,
+    redact,
+    register_secret,
 )
 from ._protocol import ApiRequest, Kind, Service
 
 logger = logging.getLogger("tempolor_async")
 _debug_enabled = logger.isEnabledFor  # cached by logging, and cleared when levels change
+
+# API responses are read up to this size, decompressed; a larger one is refused as soon as
+# the limit is passed, so memory stays bounded whatever a server sends (a gzip bomb, an
+# endless chunked body). The largest documented answer is a few hundred kilobytes.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 
 class Reply(NamedTuple):
@@ -52,7 +61,8 @@ class _NoResponse(Exception):
 
 
 def _no_response(exc: BaseException, method: str, path: str) -> _NoResponse:
-    """Map an aiohttp failure to our exception, noting whether the request may have arrived."""
+    """Map an aiohttp failure to our exception, noting whether the request may have arrived.
+    The text never quotes a URL (its query may hold a signed key) nor a server's bytes."""
     where = f"{method} {path}"
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return _NoResponse(
@@ -63,9 +73,43 @@ def _no_response(exc: BaseException, method: str, path: str) -> _NoResponse:
     if isinstance(exc, aiohttp.ClientConnectorError):
         text = f"{where}: cannot connect: {exc.os_error.strerror or exc.os_error}"
         return _NoResponse(APIConnectionError(text, method=method, path=path), False)
-    reason = type(exc).__name__
-    text = f"{where}: connection failed ({reason}: {exc})" if str(exc) else f"{where}: {reason}"
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        text = f"{where}: redirected too many times"
+    elif isinstance(
+        exc, (aiohttp.InvalidUrlRedirectClientError, aiohttp.NonHttpUrlRedirectClientError)
+    ):
+        text = f"{where}: redirected to an unusable URL"
+    elif isinstance(exc, aiohttp.InvalidURL):
+        text = f"{where}: unusable URL"
+    elif isinstance(exc, aiohttp.ClientResponseError):  # a response aiohttp could not parse
+        summary = str(exc.message).split("\n", 1)[0].rstrip(": ")
+        text = f"{where}: invalid HTTP response ({summary or type(exc).__name__})"
+    else:
+        reason = type(exc).__name__
+        text = f"{where}: connection failed ({reason}: {exc})" if str(exc) else f"{where}: {reason}"
     return _NoResponse(APIConnectionError(text, method=method, path=path), True)
+
+
+async def _read_body(response: aiohttp.ClientResponse, method: str, path: str) -> bytes:
+    """The whole body, up to MAX_RESPONSE_BYTES decompressed; ResponseDecodeError beyond."""
+    declared = response.content_length
+    if (
+        declared is not None
+        and declared <= MAX_RESPONSE_BYTES
+        and not response.headers.get("Content-Encoding")
+    ):
+        return await response.read()  # aiohttp stops at Content-Length
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > MAX_RESPONSE_BYTES:
+            response.close()
+            raise ResponseDecodeError(
+                f"response body larger than {MAX_RESPONSE_BYTES // 2**20} MiB; not read further",
+                method=method,
+                path=path,
+            )
+    return bytes(body)
 
 
 _MAX_URLS = 1024  # API paths whose parsed URL is kept
@@ -118,6 +162,7 @@ class HttpSession:
         self._request_headers: dict[str, str] | None = (
             None if session is None else self._api_headers
         )
+        register_secret(self, token)
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.upload_timeout = upload_timeout
@@ -138,6 +183,8 @@ class HttpSession:
         if self._session is None:
             # Created on first use, inside the running loop, so an unused client owns nothing.
             self._session = _own_session(self._api_headers)
+        elif self._session.closed:
+            raise ConfigurationError("the aiohttp session given as session= is closed")
         return self._session
 
     def _plain_session(self) -> aiohttp.ClientSession:
@@ -171,9 +218,10 @@ class HttpSession:
         url = self._urls[path] = URL(self.base_url + path)
         return url
 
-    async def send(self, request: ApiRequest) -> Reply:
+    async def send(self, request: ApiRequest, *, busy_timeout: float | None = None) -> Reply:
         """Send with the retry policy of the request's kind; return a 2xx reply or raise.
 
+        ``busy_timeout`` replaces the client's for this request (0: a 429 raises at once).
         A first attempt that succeeds, the common case, returns at once; anything else goes
         on to :meth:`_retry`, which decides what happens next."""
         started = time.monotonic()
@@ -189,9 +237,12 @@ class HttpSession:
             if 200 <= status < 300:
                 return Reply(status, headers, content)
             outcome = (status, headers, content)
-        return await self._retry(request, outcome, started)
+        busy_limit = self.busy_timeout if busy_timeout is None else busy_timeout
+        return await self._retry(request, outcome, started, busy_limit)
 
-    async def _retry(self, request: ApiRequest, outcome: _Outcome, started: float) -> Reply:
+    async def _retry(
+        self, request: ApiRequest, outcome: _Outcome, started: float, busy_limit: float
+    ) -> Reply:
         """The rest of :meth:`send`: what to do after an attempt that did not succeed (its
         ``outcome``, begun at ``started``), and the attempts after it."""
         retries = 0
@@ -222,7 +273,7 @@ class HttpSession:
                 if isinstance(error, RateLimitError) and request.kind is Kind.GENERATION:
                     busy_since = busy_since or started
                     delay = _protocol.busy_delay(error.retry_after, floor=self.busy_retry_seconds)
-                    if time.monotonic() - busy_since + delay > self.busy_timeout:
+                    if time.monotonic() - busy_since + delay > busy_limit:
                         raise error
                 elif retries < self.max_retries and _protocol.should_retry_status(
                     request.kind, status
@@ -256,7 +307,7 @@ class HttpSession:
     ) -> tuple[int, CIMultiDictProxy[str], bytes]:
         """One attempt: send, read the whole response, log one line (when DEBUG is on)."""
         session = self._session
-        if session is None or self.closed:
+        if session is None or self.closed or session.closed:
             session = self._api_session()
         url = self._urls.get(request.path) or self._url(request.path)
         headers = self._request_headers
@@ -295,16 +346,19 @@ class HttpSession:
         started = time.monotonic()
         try:
             async with context as response:
-                if request.sink is not None and 200 <= response.status < 300:
-                    content = await request.sink(response)
-                else:
-                    content = await response.read()
                 status = response.status
                 response_headers = response.headers
+                if request.sink is not None and 200 <= status < 300:
+                    content = await request.sink(response)
+                else:
+                    content = await _read_body(response, request.method, request.path)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             failure = _no_response(exc, request.method, request.path)
             self._log(request.method, request.path, "no response", started, attempt)
             raise failure from exc
+        except ResponseDecodeError:
+            self._log(request.method, request.path, "body too large", started, attempt)
+            raise
         finally:
             if request.upload is not None:
                 request.upload.release()
@@ -329,10 +383,13 @@ class HttpSession:
         ``timeout`` bounds the silence between reads, not the whole transfer.
         """
         session = self._plain_session()
-        target = URL(url, encoded=True)
-        path = target.raw_path  # encoded, and never the query: it may hold a signed key
+        problem = _protocol.media_url_problem(url)
+        if problem is not None:
+            raise ResponseDecodeError(f"the download URL {problem}")
+        target = URL(url, encoded=url.isascii())
+        path = redact(target.raw_path)  # never the query: it may hold a signed key
         started = time.monotonic()
-        failure: APIConnectionError | None = None
+        failure: TempolorError | None = None
         try:
             async with session.get(
                 target,
@@ -343,7 +400,7 @@ class HttpSession:
             ) as response:
                 self._log("GET", path, response.status, started, 1)
                 if response.status >= 300:
-                    content = await response.read()
+                    content = await _read_body(response, "GET", path)
                     raise self.service.error_for(
                         response.status, response.headers, content, "GET", path
                     )

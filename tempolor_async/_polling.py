@@ -1,42 +1,37 @@
-"""Waiting for jobs.
+"""Waiting for jobs: the waiter's side of the client's shared poll loop.
 
-``await_job`` polls one job until its status is final. ``as_completed`` waits for many with
-one shared loop: ``GET scheduler/`` lists every running job in one response, so a job's own
-record is fetched only when it leaves that list (or when ``on_progress`` wants its progress);
-jobs the scheduler does not list are polled directly. Waiting for N jobs so costs about one
-request per job plus one per tick, not one per job per tick.
-
-Both run in the caller's task. The shared loop starts a task group only inside a tick, to
-fetch records concurrently, and finishes it before yielding; so cancelling the caller, or
-leaving the iteration, stops everything at once and leaves nothing behind.
+Every ``await_job``, ``as_completed`` and ``await_jobs`` of a client registers with the
+client's engine (``_engine.Engine``), which runs one poll loop for all of them and hands each
+record it sees, or the error that ends a wait, to every waiter of that job through the
+waiter's own memory object stream. What belongs to one wait (its deadline, its
+``on_progress``, ``raise_on_failure``) runs here, in the waiter's own task: a slow or failing
+callback ends that wait alone, and cancelling a waiter disturbs no other.
 """
 
 from __future__ import annotations
 
 import inspect
-import logging
 import math
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import anyio
+import attrs
 
-from . import _protocol
-from ._errors import JobFailedError, JobTimeoutError, NotFoundError, TempolorError
-from ._models import MusicJob, RunningJob
+from ._errors import JobFailedError, JobTimeoutError, ResponseDecodeError, TempolorError
+from ._models import MusicJob
 
-logger = logging.getLogger("tempolor_async")
+if TYPE_CHECKING:
+    from ._engine import Engine, Waiter
 
 JobCallback = Callable[[MusicJob], Awaitable[None] | None]
-FetchJob = Callable[[str], Awaitable[MusicJob]]
-ListRunning = Callable[[], Awaitable[list[RunningJob]]]
-
-# Records fetched at once within one tick of the shared loop.
-FETCH_CONCURRENCY = 16
+# What the loop hands a waiter: a record of one of its jobs, or the error that ends its wait.
+Delivery = tuple[str, MusicJob | BaseException]
 
 
-async def notify(callback: JobCallback | None, job: MusicJob) -> None:
-    """Call a sync or async ``on_progress`` callback."""
+async def notify(callback: Callable[[MusicJob], object] | None, job: MusicJob) -> None:
+    """Call a sync or async callback with a job record."""
     if callback is None:
         return
     result = callback(job)
@@ -44,8 +39,22 @@ async def notify(callback: JobCallback | None, job: MusicJob) -> None:
         await result
 
 
+def matched(job_id: str, job: MusicJob, path: str) -> MusicJob:
+    """The record fetched for ``job_id``, as that job's: a record with no ``job_id`` is the
+    asked-for job's (filled in); one naming another job is a broken answer."""
+    if job.job_id is None:
+        return attrs.evolve(job, job_id=job_id)
+    if job.job_id != job_id:
+        raise ResponseDecodeError(
+            f"asked for {job_id} but the record is for {job.job_id}", method="GET", path=path
+        )
+    return job
+
+
 class _Watch:
-    """What one wait has seen so far."""
+    """What one wait has seen of one job."""
+
+    __slots__ = ("last", "reported")
 
     def __init__(self) -> None:
         self.last: MusicJob | None = None
@@ -59,8 +68,61 @@ class _Watch:
             await notify(on_progress, job)
 
 
+class _Wait:
+    """One caller's wait for some jobs, fed by the engine."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        job_ids: Sequence[str],
+        timeout: float | None,
+        on_progress: JobCallback | None,
+    ) -> None:
+        self.engine = engine
+        self.pending = dict.fromkeys(job_ids)  # ordered set
+        self.watches = {job_id: _Watch() for job_id in self.pending}
+        self.on_progress = on_progress
+        self.timeout = timeout
+        self.deadline = math.inf if timeout is None else time.monotonic() + timeout
+
+    async def _handle(self, delivery: Delivery, finished: list[MusicJob]) -> None:
+        job_id, item = delivery
+        if isinstance(item, BaseException):
+            raise item
+        if job_id not in self.pending:
+            return
+        await self.watches[job_id].see(item, self.on_progress)
+        if item.is_final:
+            del self.pending[job_id]
+            finished.append(item)
+
+    async def next_finished(self, waiter: Waiter) -> list[MusicJob]:
+        """The jobs seen final next (at least one), or JobTimeoutError at the deadline.
+
+        No scope is open when this returns, so an async generator may yield the result."""
+        finished: list[MusicJob] = []
+        with anyio.move_on_after(self.deadline - time.monotonic()):
+            while not finished:
+                await self._handle(await waiter.receive(), finished)
+                # Take what else has arrived meanwhile, without waiting.
+                while (delivery := waiter.receive_nowait()) is not None:
+                    await self._handle(delivery, finished)
+        if not finished:
+            # The deadline: a final record already handed over still counts as seen.
+            while (delivery := waiter.receive_nowait()) is not None:
+                await self._handle(delivery, finished)
+        if not finished:
+            raise self.timeout_error()
+        return finished
+
+    def timeout_error(self) -> JobTimeoutError:
+        unfinished = list(self.pending)
+        last = self.watches[unfinished[0]].last if unfinished else None
+        return JobTimeoutError(unfinished, self.timeout or 0.0, last=last)
+
+
 async def await_job(
-    fetch: FetchJob,
+    engine: Engine,
     job_id: str,
     *,
     timeout: float | None,
@@ -68,51 +130,38 @@ async def await_job(
     on_progress: JobCallback | None,
     raise_on_failure: bool,
 ) -> MusicJob:
-    watch = _Watch()
-    with anyio.move_on_after(math.inf if timeout is None else timeout) as deadline:
-        job = await _poll(fetch, job_id, watch, poll_interval, on_progress)
-    if deadline.cancelled_caught:
-        raise JobTimeoutError([job_id], timeout or 0.0, last=watch.last)
+    """Wait for one job through the client's shared loop; see ``TempolorClient.await_job``."""
+    wait = _Wait(engine, [job_id], timeout, on_progress)
+    async with engine.waiter([job_id], poll_interval, on_progress is not None) as waiter:
+        (job,) = await wait.next_finished(waiter)
     if job.is_failed and raise_on_failure:
         raise JobFailedError(job)
     return job
 
 
-async def _poll(
-    fetch: FetchJob,
-    job_id: str,
-    watch: _Watch,
+async def as_completed(
+    engine: Engine,
+    job_ids: Sequence[str],
+    *,
+    timeout: float | None,
     poll_interval: float | None,
     on_progress: JobCallback | None,
-) -> MusicJob:
-    started = time.monotonic()
-    delays = _protocol.poll_delays(poll_interval)
-    failures = 0
-    while True:
-        try:
-            job = await fetch(job_id)
-        except NotFoundError:
-            if time.monotonic() - started > _protocol.NOT_FOUND_GRACE_SECONDS:
-                raise
-            logger.debug("job %s not visible yet; polling on", job_id)
-        except TempolorError as exc:
-            if not _protocol.transient(exc):
-                raise
-            failures += 1
-            delay = _protocol.retry_delay(failures)
-            logger.warning("polling %s failed (%s); retrying in %.1f s", job_id, exc, delay)
-            await anyio.sleep(delay)
-            continue
-        else:
-            failures = 0
-            await watch.see(job, on_progress)
-            if job.is_final:
-                return job
-        await anyio.sleep(next(delays))
+) -> AsyncGenerator[MusicJob, None]:
+    """Yield each job's final record as soon as it is seen; see ``TempolorClient.as_completed``."""
+    if not job_ids:
+        return
+    wait = _Wait(engine, job_ids, timeout, on_progress)
+    async with engine.waiter(job_ids, poll_interval, on_progress is not None) as waiter:
+        while wait.pending:
+            for job in await wait.next_finished(waiter):
+                yield job
 
 
 class RateLimiter:
-    """At most ``rate`` acquisitions per second, spaced evenly."""
+    """At most ``rate`` acquisitions per second, spaced evenly, first come first served.
+
+    An acquirer cancelled while it waits gives its slot back when nobody queued behind it,
+    so that cancelled waits leave no growing gap."""
 
     def __init__(self, rate: float) -> None:
         self._interval = 1.0 / rate
@@ -122,112 +171,14 @@ class RateLimiter:
         now = time.monotonic()
         start = max(now, self._next)
         self._next = start + self._interval
-        if start > now:
-            await anyio.sleep(start - now)
-
-
-class _SharedWait:
-    """The state of one ``as_completed`` wait."""
-
-    def __init__(
-        self,
-        fetch: FetchJob,
-        list_running: ListRunning,
-        job_ids: Sequence[str],
-        on_progress: JobCallback | None,
-        limiter: RateLimiter,
-    ) -> None:
-        self.fetch = fetch
-        self.list_running = list_running
-        self.pending = dict.fromkeys(job_ids)  # ordered set
-        self.watches = {job_id: _Watch() for job_id in self.pending}
-        self.on_progress = on_progress
-        self.limiter = limiter
-        self.started = time.monotonic()
-
-    async def tick(self) -> list[MusicJob]:
-        """One round: ask the scheduler, fetch the records that need fetching, and return
-        the jobs found final (removed from ``pending``)."""
-        await self.limiter.acquire()
-        try:
-            running = {job.job_id for job in await self.list_running()}
-        except TempolorError as exc:
-            if not _protocol.transient(exc):
-                raise
-            logger.warning("scheduler unavailable (%s); polling every job directly", exc)
-            running = set()
-        wanted = [
-            job_id
-            for job_id in self.pending
-            if job_id not in running or self.on_progress is not None
-        ]
-        finished: list[MusicJob] = []
-        if wanted:
-            limit = anyio.CapacityLimiter(FETCH_CONCURRENCY)
-            async with anyio.create_task_group() as group:
-                for job_id in wanted:
-                    group.start_soon(self._check, job_id, limit, finished)
-        position = {job_id: index for index, job_id in enumerate(self.pending)}
-        finished.sort(key=lambda job: position[job.job_id or ""])
-        for job in finished:
-            self.pending.pop(job.job_id or "", None)
-        return finished
-
-    async def _check(
-        self, job_id: str, limit: anyio.CapacityLimiter, finished: list[MusicJob]
-    ) -> None:
-        async with limit:
-            await self.limiter.acquire()
-            try:
-                job = await self.fetch(job_id)
-            except NotFoundError:
-                if time.monotonic() - self.started > _protocol.NOT_FOUND_GRACE_SECONDS:
-                    raise
-                return
-            except TempolorError as exc:
-                if not _protocol.transient(exc):
-                    raise
-                logger.warning("polling %s failed (%s); trying again next round", job_id, exc)
-                return
-        await self.watches[job_id].see(job, self.on_progress)
-        if job.is_final:
-            finished.append(job)
-
-    def timeout_error(self, timeout: float) -> JobTimeoutError:
-        unfinished = list(self.pending)
-        last = self.watches[unfinished[0]].last if unfinished else None
-        return JobTimeoutError(unfinished, timeout, last=last)
-
-
-async def as_completed(
-    fetch: FetchJob,
-    list_running: ListRunning,
-    job_ids: Sequence[str],
-    *,
-    timeout: float | None,
-    poll_interval: float | None,
-    on_progress: JobCallback | None,
-    limiter: RateLimiter,
-) -> AsyncGenerator[MusicJob, None]:
-    """Yield each job's final record as soon as it is seen; see the module docstring."""
-    wait = _SharedWait(fetch, list_running, job_ids, on_progress, limiter)
-    deadline = math.inf if timeout is None else time.monotonic() + timeout
-    delays = _protocol.poll_delays(poll_interval)
-    while wait.pending:
-        tick_started = time.monotonic()
-        # Scopes end before each yield: an async generator must not yield inside one.
-        with anyio.move_on_after(deadline - tick_started) as scope:
-            finished = await wait.tick()
-        if scope.cancelled_caught:
-            raise wait.timeout_error(timeout or 0.0)
-        for job in finished:
-            yield job
-        if not wait.pending:
+        if start <= now:
             return
-        # Rounds start at the poll interval however long a round took (not a round's
-        # length plus the interval), so a job is seen at most about one interval late.
-        pause = next(delays) - (time.monotonic() - tick_started)
-        with anyio.move_on_after(deadline - time.monotonic()) as scope:
-            await anyio.sleep(max(0.0, pause))
-        if scope.cancelled_caught:
-            raise wait.timeout_error(timeout or 0.0)
+        try:
+            await anyio.sleep(start - now)
+        except BaseException:
+            if self._next == start + self._interval:
+                self._next = start
+            raise
+
+
+__all__ = ["Delivery", "JobCallback", "RateLimiter", "TempolorError", "as_completed", "await_job"]

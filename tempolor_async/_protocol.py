@@ -12,6 +12,7 @@ import enum
 import json
 import math
 import random
+import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -19,6 +20,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 import orjson
+from yarl import URL
 
 from . import _convert
 from ._errors import (
@@ -185,6 +187,8 @@ class Service:
             message = f"HTTP {status}"
         else:
             message = f"HTTP {status}" + (f" (non-JSON body{_glimpse(content)})" if content else "")
+        if 300 <= status < 400:
+            message += " (an unexpected redirect)"
         body = payload if payload is not None else content
         cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else APIStatusError)
         if cls is RateLimitError:
@@ -271,6 +275,31 @@ def transient(error: BaseException) -> bool:
     if isinstance(error, APIConnectionError):
         return True
     return isinstance(error, APIStatusError) and (error.status == 429 or error.status >= 500)
+
+
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f-\x9f]")
+
+
+def media_url_problem(url: object) -> str | None:
+    """Why ``url`` cannot be downloaded from (an absolute http(s) URL with a valid host and
+    port, and no control characters or spaces), or None when it can."""
+    if not isinstance(url, str):
+        return f"must be text, not {type(url).__name__}"
+    if _CONTROL_OR_SPACE.search(url):
+        return "must not contain control characters or spaces"
+    try:
+        url.encode("utf-8")
+        parsed = URL(url, encoded=url.isascii())
+        host, port = parsed.raw_host, parsed.port
+        if host and ":" not in host:  # a name (not an IPv6 address) must be IDNA-encodable
+            host.encode("idna")
+    except (ValueError, UnicodeError):
+        return "is not a valid URL (its host or port cannot be read)"
+    if parsed.scheme not in ("http", "https") or not host:
+        return "must be an absolute http:// or https:// URL"
+    if port is not None and not 0 < port < 65536:
+        return "has a port outside 1-65535"
+    return None
 
 
 def item_id_of(job_id: str) -> str:

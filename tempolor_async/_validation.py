@@ -63,6 +63,7 @@ def text(
         raise ValidationError(name, f"must be a string, not {type(value).__name__}")
     if required and not value.strip():
         raise ValidationError(name, "must not be blank")
+    unicode_text(name, value)
     limit = limit or MAX_LENGTH.get(name)
     if limit is not None and len(value) > limit:
         raise ValidationError(name, f"must be at most {limit} characters (got {len(value)})")
@@ -129,20 +130,54 @@ def model(value: Enum | str | None) -> str | None:
     name = str(value.value) if isinstance(value, Enum) else value
     if not isinstance(name, str) or not name.strip():
         raise ValidationError("model", "must be a non-blank model name")
-    return name
+    return unicode_text("model", name)
 
 
 def path_id(name: str, value: str | None) -> str:
-    """An id that goes into a URL path as it is: no separators, escapes or whitespace."""
+    """An id that goes into a URL path as it is: no separators, escapes or whitespace, and
+    nothing a URL library would drop or change on the way (a lone surrogate, ``.``/``..``).
+    The message names only the rule that was broken."""
     if type(value) is str and value and _looks_safe(value) and value not in (".", ".."):
-        return value  # the common case: one scan of a valid id
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(name, "is required and must not be blank")
-    if (not _looks_safe(value) and _UNSAFE_ID.search(value)) or value in (".", ".."):
-        raise ValidationError(
-            name, "must not contain '/', '?', '#', '%', whitespace or control characters"
-        )
+        return value  # the common case: one scan of a valid id (no surrogate is printable)
+    if value is None:
+        raise ValidationError(name, "is required")
+    if not isinstance(value, str):
+        raise ValidationError(name, f"must be a string, not {type(value).__name__}")
+    if not value.strip():
+        raise ValidationError(name, "must not be blank")
+    unicode_text(name, value)
+    if value in (".", ".."):
+        raise ValidationError(name, f"must not be {value!r}")
+    unsafe = _UNSAFE_ID.search(value)
+    if unsafe is not None:
+        char = unsafe.group()
+        if char in "/?#%":
+            rule = f"must not contain {char!r}"
+        elif char.isspace():
+            rule = "must not contain whitespace"
+        else:
+            rule = "must not contain control characters"
+        raise ValidationError(name, rule)
     return value
+
+
+def unicode_text(name: str, value: str) -> str:
+    """Text that can be sent as UTF-8: a lone surrogate (what ``surrogateescape`` makes of
+    bytes that are not UTF-8, e.g. in a shell argument) would be dropped or mangled on the
+    way, and the service would receive something else."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start : exc.end]
+        raise ValidationError(
+            name, f"must be valid Unicode text (found the lone surrogate {bad!r})"
+        ) from None
+    return value
+
+
+def cursor(value: str | None) -> str | None:
+    """A saved cursor travels in the query string: the rules of path ids hold for it too."""
+    return None if value is None else path_id("cursor", value)
 
 
 def optional_id(name: str, value: str | None) -> str | None:

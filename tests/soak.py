@@ -202,7 +202,10 @@ async def soak(requests: int, folder: Path, seed: int) -> tuple[dict[str, Any], 
         faults = inject_faults(fake, seed)
         # max_retries=4: with 5 % faults the default 2 gives up on about one request in 8,000
         # (three faults in a row), as documented; that would be noise here, not a finding.
-        async with fake.client(timeout=TIMEOUT, max_retries=4, busy_timeout=600) as client:
+        # max_poll_rate bounds every wait of the client together: 600 jobs ending within
+        # seconds need more than the default 20 record fetches per second.
+        options = {"max_retries": 4, "busy_timeout": 600, "max_poll_rate": 200}
+        async with fake.client(timeout=TIMEOUT, **options) as client:
             client._http.busy_retry_seconds = BUSY_SECONDS
             submitters = anyio.Semaphore(len(ACCOUNTS) * MAX_JOBS)
             async with anyio.create_task_group() as group:

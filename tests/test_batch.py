@@ -448,6 +448,7 @@ async def test_a_foreign_database_is_refused_and_left_as_it_was(
             await client.run_batch([SongRequest("s")], journal=journal, out_dir=tmp_path / "o")
     assert fake.requests == []
     assert journal.read_bytes() == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["o", "other.db"]
 
 
 async def test_a_journal_in_use_is_refused(fake: FakeTempolor, tmp_path: Path) -> None:

@@ -285,7 +285,9 @@ async def rig(fake: FakeTempolor, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(_protocol, "RETRY_BASE_SECONDS", 0.02)
     folder = tmp_path / "downloads"
     folder.mkdir()
-    async with fake.client(busy_timeout=600) as client:
+    # The shared wait loop spaces its requests by max_poll_rate: a high rate keeps the fast
+    # path within reach of a canceller that counts event-loop iterations.
+    async with fake.client(busy_timeout=600, max_poll_rate=100_000) as client:
         client._http.busy_retry_seconds = BUSY_FLOOR
         yield Rig(fake, client, folder)
 
@@ -360,15 +362,16 @@ HOLDS = [
         id="submit-busy-wait",
     ),
     pytest.param(
-        Hold("wait-running", "GET", "/music/user:*", {}, repeats=2, quiet=QUIET),
+        # A running job's wait is served by the shared loop's scheduler requests.
+        Hold("wait-running", "GET", "/scheduler/", {}, repeats=2, quiet=QUIET),
         id="wait-poll-sleep",
     ),
     pytest.param(
-        Hold("wait-running", "GET", "/music/user:*", {"delay": HOLD}, quiet=QUIET),
+        Hold("wait-running", "GET", "/scheduler/", {"delay": HOLD}, quiet=QUIET),
         id="wait-poll-unanswered",
     ),
     pytest.param(
-        Hold("wait-running", "GET", "/music/user:*", {"status": 503}, repeats=2, quiet=QUIET),
+        Hold("wait-running", "GET", "/scheduler/", {"status": 503}, repeats=2, quiet=QUIET),
         id="wait-retry-backoff",
     ),
     pytest.param(

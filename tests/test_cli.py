@@ -133,8 +133,10 @@ async def test_song_wait_prints_final_records(fake: FakeTempolor) -> None:
         "song", "sea shanty", "--wait", "--poll-interval", "0.05", "--json", fake=fake
     )
     assert run.code == 0, run.stderr
-    records = run.json()
-    assert [record["status_name"] for record in records] == ["COMPLETED", "COMPLETED"]
+    result = run.json()
+    assert [record["status_name"] for record in result["records"]] == ["COMPLETED", "COMPLETED"]
+    assert [record["job_id"] for record in result["records"]] == result["jobs"]
+    assert "error" not in result
 
 
 async def test_song_download_writes_files(fake: FakeTempolor, tmp_path: Path) -> None:
@@ -143,6 +145,7 @@ async def test_song_download_writes_files(fake: FakeTempolor, tmp_path: Path) ->
     assert run.code == 0, run.stderr
     files = run.json()["files"]
     assert len(files) == 2
+    assert {entry["job_id"] for entry in files} == set(run.json()["jobs"])
     for entry in files:
         assert entry["format"] == "wav"
         check_media(Path(entry["path"]))
@@ -186,7 +189,8 @@ async def test_status_wait_download_and_list(fake: FakeTempolor, tmp_path: Path)
 async def test_piped_list_is_plain_tab_separated(fake: FakeTempolor) -> None:
     jobs = await submit(fake)
     run = await tempolor("list", fake=fake)
-    lines = run.stdout.strip().splitlines()
+    header, *lines = run.stdout.strip().splitlines()
+    assert header.split("\t") == ["job_id", "status", "progress", "title", "created"]
     assert [line.split("\t")[0] for line in lines] == list(reversed(jobs))
     assert "\x1b[" not in run.stdout
 

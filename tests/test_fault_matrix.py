@@ -558,7 +558,9 @@ async def test_refused_connection(tmp_path, caplog, endpoint):
     port = unused_port()
     _, attempts = endpoint.outcome(REFUSAL).expect(None)
     base_url = f"http://127.0.0.1:{port}/v1/tempolor"
-    async with TempolorClient(TOKEN, base_url=base_url, max_retries=MAX_RETRIES) as client:
+    # Without the capacity gate, whose first read would meet the refusal instead.
+    options = {"max_retries": MAX_RETRIES, "capacity_aware": False}
+    async with TempolorClient(TOKEN, base_url=base_url, **options) as client:
         with pytest.raises(APIConnectionError) as caught:
             await endpoint.call(client, Ids.unreachable(port, tmp_path))
     check_error(caught.value, endpoint, REFUSAL)

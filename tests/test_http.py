@@ -328,7 +328,9 @@ async def test_a_truncated_generation_created_jobs_but_is_not_resubmitted(fake, 
 )
 async def test_a_connection_that_cannot_be_opened_is_retried(warnings_logged, call):
     base_url = f"http://127.0.0.1:{closed_port()}/v1/tempolor"
-    async with TempolorClient("a-token", base_url=base_url, max_retries=2) as client:
+    # Without the capacity gate, whose first read would meet the closed port instead.
+    options = {"max_retries": 2, "capacity_aware": False}
+    async with TempolorClient("a-token", base_url=base_url, **options) as client:
         with pytest.raises(APIConnectionError) as caught:
             await call(client)
     assert not isinstance(caught.value, APITimeoutError)
@@ -358,7 +360,8 @@ async def _wait_for(condition: Callable[[], bool], limit: float = 5.0) -> None:
 )
 async def test_a_busy_generation_is_waited_out_and_retried(fake, warnings_logged, text):
     submitted = {}
-    async with fake.client() as client:
+    # The capacity gate would hold the second generation back: this is the 429 path.
+    async with fake.client(capacity_aware=False) as client:
         client._http.busy_retry_seconds = 0.05
         first = await client.music.create_song("first")
 
@@ -380,7 +383,7 @@ async def test_a_busy_generation_is_waited_out_and_retried(fake, warnings_logged
 
 @pytest.mark.fake(max_jobs=2, job_duration=30)
 async def test_busy_timeout_zero_raises_at_once_with_the_running_jobs(fake):
-    async with fake.client(busy_timeout=0) as client:
+    async with fake.client(busy_timeout=0, capacity_aware=False) as client:
         first = await client.music.create_song("first")
         with pytest.raises(RateLimitError) as caught:
             await client.music.create_song("second")
@@ -403,7 +406,8 @@ async def test_a_busy_wait_that_would_overrun_raises_without_sleeping_it_out(
     fake, floor, busy_timeout, least_requests
 ):
     fake.inject("POST", "/music/song", status=429, times=None)
-    async with fake.client(busy_timeout=busy_timeout) as client:
+    # The 429 rule itself, without the capacity gate's reads of the slots around each wait.
+    async with fake.client(busy_timeout=busy_timeout, capacity_aware=False) as client:
         client._http.busy_retry_seconds = floor
         started = time.monotonic()
         with pytest.raises(RateLimitError) as caught:
@@ -416,7 +420,7 @@ async def test_a_busy_wait_that_would_overrun_raises_without_sleeping_it_out(
 
 @pytest.mark.fake(max_jobs=2, job_duration=60)
 async def test_the_default_busy_wait_is_longer_than_29_9_seconds(fake):
-    async with fake.client(busy_timeout=29.9) as client:
+    async with fake.client(busy_timeout=29.9, capacity_aware=False) as client:
         await client.music.create_song("first")
         started = time.monotonic()
         with anyio.fail_after(5), pytest.raises(RateLimitError):
@@ -428,7 +432,7 @@ async def test_the_default_busy_wait_is_longer_than_29_9_seconds(fake):
 @pytest.mark.fake(max_jobs=2, job_duration=60)
 async def test_the_default_busy_wait_keeps_waiting(fake):
     outcome = []
-    async with fake.client(busy_timeout=60) as client:
+    async with fake.client(busy_timeout=60, capacity_aware=False) as client:
         await client.music.create_song("first")
 
         async def second() -> None:

@@ -57,6 +57,8 @@ async def test_one_debug_line_per_exchange_and_a_warning_per_retry(fake, caplog)
         ("GET", "/scheduler/", "200", 2),
         ("GET", "/scheduler/available", None, 1),  # timed out: no status
         ("GET", "/scheduler/available", "200", 2),
+        ("GET", "/accounts", "200", 1),  # the capacity gate reads the accounts' slots
+        ("GET", "/scheduler/available", "200", 1),
         ("POST", "/music/song", "200", 1),
         ("DELETE", f"/scheduler/{submission.jobs[0]}", "204", 1),
     ]

@@ -130,16 +130,34 @@ async def test_a_failed_job_is_returned_without_raise_on_failure(client, fake):
 @pytest.mark.fake(job_duration=60)
 async def test_the_deadline_raises_and_stops_polling(client, fake):
     job_id = await submit(client)
+    callback, seen = recorder("sync")  # on_progress makes the wait fetch the running record
     with pytest.raises(JobTimeoutError) as info:
-        await client.await_job(job_id, timeout=0.15, poll_interval=FAST)
+        await client.await_job(job_id, timeout=0.15, poll_interval=FAST, on_progress=callback)
     error = info.value
     assert (error.job_id, error.job_ids) == (job_id, [job_id])
     assert isinstance(error.last, MusicJob)
     assert (error.last.job_id, error.last.status) == (job_id, JobStatus.GENERATING)
+    assert seen == [(JobStatus.GENERATING, 0)]
     count = polls(fake, job_id)
     assert count >= 2
+    requests = len(fake.requests)
     await anyio.sleep(0.15)
-    assert polls(fake, job_id) == count
+    assert len(fake.requests) == requests
+
+
+@pytest.mark.fake(job_duration=60)
+async def test_the_deadline_while_the_scheduler_lists_the_job(client, fake):
+    """Without on_progress a running job costs only the shared scheduler request: its own
+    record is never fetched, so the timeout has no record to show."""
+    job_id = await submit(client)
+    with pytest.raises(JobTimeoutError) as info:
+        await client.await_job(job_id, timeout=0.15, poll_interval=FAST)
+    assert (info.value.job_id, info.value.last) == (job_id, None)
+    assert polls(fake, job_id) == 0
+    ticks = len(fake.requests_to("GET", "/scheduler/"))
+    assert ticks >= 2
+    await anyio.sleep(0.15)
+    assert len(fake.requests_to("GET", "/scheduler/")) == ticks
 
 
 @pytest.mark.fake(job_duration=60)
@@ -147,11 +165,19 @@ async def test_the_deadline_with_no_record_seen(client, fake):
     job_id = await submit(client)
     fake.inject("GET", f"/music/{job_id}", delay=0.5)
     with pytest.raises(JobTimeoutError) as info:
-        await client.await_job(job_id, timeout=0.1, poll_interval=FAST)
+        await client.await_job(job_id, timeout=0.1, poll_interval=FAST, on_progress=print)
     assert info.value.job_id == job_id
     assert info.value.last is None
     await anyio.sleep(0.05)
     assert polls(fake, job_id) == 1
+
+
+async def until_ticks(fake, count):
+    for _ in range(1000):
+        if len(fake.requests_to("GET", "/scheduler/")) >= count:
+            return
+        await anyio.sleep(0.005)
+    raise AssertionError(f"fewer than {count} ticks")
 
 
 @pytest.mark.fake(job_duration=60)
@@ -160,18 +186,19 @@ async def test_cancelling_the_waiter_stops_polling(client, fake, in_flight):
     job_id = await submit(client)
     await client.music.get(job_id)  # the connection the wait will use is open already
     before = asyncio.all_tasks()
+    fake.requests.clear()
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: client.await_job(job_id, poll_interval=FAST))
-        await until_polled(fake, job_id, 3)
-        if in_flight:  # the next poll hangs in the server: cancel while it is on the wire
-            fake.inject("GET", f"/music/{job_id}", delay=2.0)
-            await until_polled(fake, job_id, 4)
+        await until_ticks(fake, 3)
+        if in_flight:  # the next tick hangs in the server: cancel while it is on the wire
+            fake.inject("GET", "/scheduler/", delay=2.0)
+            await until_ticks(fake, 4)
         tg.cancel_scope.cancel()
         cancelled_at = anyio.current_time()
     assert anyio.current_time() - cancelled_at < 1.0  # not after the 2 s the server hangs
-    count = polls(fake, job_id)
+    count = len(fake.requests)
     await anyio.sleep(0.1)
-    assert polls(fake, job_id) == count
+    assert len(fake.requests) == count
     left = {task for task in asyncio.all_tasks() - before if not task.done()}
     # Only the simulator's own handler for the abandoned request may still be running.
     assert all(task.get_coro().__qualname__.startswith("RequestHandler.") for task in left)

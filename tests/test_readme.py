@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import pytest
+from aiohttp import web
 
 from tempolor_async import APIConnectionError, TempolorClient
 from tempolor_async.testing import FakeTempolor
@@ -94,18 +98,8 @@ def batches_blocks(language: str) -> list[str]:
 @pytest.mark.anyio
 @pytest.mark.fake(job_duration=0.2)
 async def test_the_batches_example_runs_and_resumes(fake: FakeTempolor, tmp_path: Path) -> None:
-    env = {**os.environ, "USEAPI_TOKEN": fake.token, "TEMPOLOR_BASE_URL": fake.base_url}
-    outputs = []
-    for _ in range(2):
-        result = await anyio.run_process(
-            [sys.executable, "-c", batches_blocks("python")[0]],
-            cwd=tmp_path,
-            env=env,
-            check=False,
-            stderr=subprocess.STDOUT,
-        )
-        outputs.append(result.stdout.decode())
-        assert result.returncode == 0, outputs[-1]
+    env = {"USEAPI_TOKEN": fake.token, "TEMPOLOR_BASE_URL": fake.base_url}
+    outputs = [await run_example(batches_blocks("python")[0], tmp_path, env) for _ in range(2)]
     assert outputs[0] == outputs[1]
     assert "2 completed, 0 failed, 0 pending" in outputs[0]
     assert "shanty downloaded shanty-1.mp3 shanty-2.mp3" in outputs[0]
@@ -169,3 +163,97 @@ async def test_the_noiz_recipe_clones_a_voice_and_speaks_with_it(tmp_path: Path)
         [speech] = fake.requests_to("POST", "/text-to-speech")
         assert voice.voice_id.encode() in speech.body
     assert (tmp_path / "hello.wav").read_bytes()[:4] == b"RIFF"
+
+
+# ------------------------------------------------------------------ web backends
+
+
+def web_example(heading: str) -> str:
+    """The python block under ``### <heading>`` of the README's web backends section."""
+    section = README.read_text(encoding="utf-8").split("## Web backends", 1)[1]
+    part = section.split(f"### {heading}\n", 1)[1]
+    match = re.search(r"```python\n(.*?)```", part, re.DOTALL)
+    assert match is not None, f"no python block under {heading}"
+    return match.group(1)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def use_the_backend(base: str, fake: FakeTempolor) -> None:
+    """What a browser does: submit a song, follow its progress, fetch the file."""
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{base}/songs", json={"prompt": "a song for the web"}) as reply:
+            assert reply.status == 200, await reply.text()
+            jobs = (await reply.json())["jobs"]
+        assert len(jobs) == 2
+        [body] = [request.json() for request in fake.requests_to("POST", "/music/song")]
+        assert body["replyUrl"].startswith(f"{base}/tempolor/")
+        events: list[tuple[str, dict[str, Any]]] = []
+        with anyio.fail_after(20):  # the safety-net poll is 60 s away: callbacks do this
+            async with session.get(f"{base}/songs/{jobs[0]}/events") as stream:
+                assert stream.headers["Content-Type"].startswith("text/event-stream")
+                name = ""
+                async for raw in stream.content:
+                    line = raw.decode().strip()
+                    if line.startswith("event: "):
+                        name = line[len("event: ") :]
+                    elif line.startswith("data: "):
+                        events.append((name, json.loads(line[len("data: ") :])))
+        names = [name for name, _ in events]
+        assert names[-1] == "done"
+        assert names.count("progress") >= 2
+        assert [data["progress"] for _, data in events] == sorted(d["progress"] for _, d in events)
+        done = events[-1][1]
+        assert (done["job_id"], done["status"]) == (jobs[0], "COMPLETED")
+        async with session.get(done["url"]) as media:
+            assert (await media.read())[:3] == b"ID3"
+    assert fake.callback_errors == []
+    assert len(fake.requests_to("GET", "/scheduler/")) <= 2  # woken by callbacks, not polls
+
+
+@pytest.mark.anyio
+@pytest.mark.fake(job_duration=1.0, download_lag=0.3)
+async def test_the_aiohttp_backend(fake: FakeTempolor, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USEAPI_TOKEN", fake.token)
+    monkeypatch.setenv("TEMPOLOR_BASE_URL", fake.base_url)
+    namespace: dict[str, Any] = {"__name__": "readme_aiohttp_app"}
+    exec(web_example("aiohttp.web"), namespace)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    runner = web.AppRunner(namespace["create_app"](base), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await use_the_backend(base, fake)
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.anyio
+@pytest.mark.fake(job_duration=1.0, download_lag=0.3)
+async def test_the_fastapi_backend_under_uvicorn(
+    fake: FakeTempolor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uvicorn = pytest.importorskip("uvicorn")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("USEAPI_TOKEN", fake.token)
+    monkeypatch.setenv("TEMPOLOR_BASE_URL", fake.base_url)
+    monkeypatch.setenv("PUBLIC_URL", base)
+    namespace: dict[str, Any] = {"__name__": "readme_fastapi_app"}
+    exec(web_example("FastAPI"), namespace)
+    config = uvicorn.Config(namespace["app"], host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    async with anyio.create_task_group() as group:
+        group.start_soon(server.serve)
+        with anyio.fail_after(10):
+            while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for this
+                await anyio.sleep(0.01)
+        try:
+            await use_the_backend(base, fake)
+        finally:
+            server.should_exit = True

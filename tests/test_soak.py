@@ -103,8 +103,10 @@ def test_no_task_or_connection_is_left(soak):
 def test_faults_were_injected_and_ridden_out(soak):
     assert soak["faults_injected"] > 0
     assert soak["fault_retries"] > 0
-    assert soak["busy_waits"] > 0  # 300 requests on 12 slots: the busy wait was exercised
-    assert soak["retries"] == soak["busy_waits"] + soak["fault_retries"]
+    # 300 requests on 12 slots: the capacity gate sent each one only to a free slot, so no
+    # generation met a 429 and waited it out.
+    assert soak["busy_waits"] == 0
+    assert soak["retries"] == soak["fault_retries"]
     assert soak["requests_seen"] > soak["jobs"]
 
 

@@ -8,6 +8,7 @@ import wave
 import zipfile
 from urllib.parse import urlsplit
 
+import anyio
 import pytest
 from conftest import DEFAULT_USER
 
@@ -120,3 +121,28 @@ async def test_media_of_a_deleted_job_is_gone(api, fake):
     await api("DELETE", f"/music/{job_id}")
     status, _, _ = await api.fetch(url)
     assert status == 404
+
+
+@pytest.mark.fake(download_lag=0.3)
+async def test_download_lag_answers_404_for_a_while_after_completion(api, fake):
+    job_id = (await api.generate())[0]
+    fake.complete(job_id)
+    status, body = await api("GET", f"/music/download/{job_id}")
+    assert (status, body) == (404, {"error": f"No record found for {job_id}", "code": 404})
+    status, record = await api("GET", f"/music/{job_id}")
+    assert record["status"] == 30  # the record says COMPLETED all the while
+    await anyio.sleep(0.35)
+    status, link = await api("GET", f"/music/download/{job_id}")
+    assert status == 200, link
+
+
+@pytest.mark.fake(job_duration=0.2, download_lag=0.6)
+async def test_download_lag_counts_from_a_natural_completion(fake):
+    async with fake.client() as client:
+        job_id = (await client.music.create_song("lagging")).jobs[0]
+        job = await client.await_job(job_id, poll_interval=0.05)
+        assert job.is_completed
+        link = await client.music.download_url(job_id)  # 404s are retried for up to 10 s
+    assert link.url
+    answers = fake.requests_to("GET", f"/music/download/{job_id}")
+    assert len(answers) >= 2  # at least one 404 before the link

@@ -201,18 +201,21 @@ def _open(path: Path) -> Journal:
         raise _refuse(path, "is a folder; give the path of a journal file")
     _check_header(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = _take_lock(path)
+    connection, fresh = _connect(path)  # recognised before anything is written to it
+    lock = None
     try:
-        connection = _connect(path)
+        lock = _take_lock(path)
+        _prepare(connection, path, fresh)
+        journal = Journal(path, connection, lock)
+        rows = connection.execute(f"SELECT {', '.join(COLUMNS)} FROM items ORDER BY rowid")
+        for row in rows:
+            record = ItemRecord.from_row(row)
+            journal.records[record.key] = record
     except BaseException:
+        connection.close()
         if lock is not None:
             os.close(lock)
         raise
-    journal = Journal(path, connection, lock)
-    rows = connection.execute(f"SELECT {', '.join(COLUMNS)} FROM items ORDER BY rowid")
-    for row in rows:
-        record = ItemRecord.from_row(row)
-        journal.records[record.key] = record
     return journal
 
 
@@ -248,7 +251,9 @@ def _take_lock(path: Path) -> int | None:
     return descriptor
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path) -> tuple[sqlite3.Connection, bool]:
+    """Open the file and recognise it (a journal, or an empty database) without writing;
+    also tells whether it is new."""
     try:
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
@@ -262,17 +267,6 @@ def _connect(path: Path) -> sqlite3.Connection:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if application_id == APPLICATION_ID and version != SCHEMA_VERSION:
             raise _refuse(path, f"has journal format {version}; this version reads only 1")
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = FULL")
-        connection.execute("PRAGMA busy_timeout = 5000")
-        if application_id != APPLICATION_ID:
-            connection.executescript(
-                "BEGIN;"
-                + SCHEMA
-                + f"PRAGMA application_id = {APPLICATION_ID};"
-                + f"PRAGMA user_version = {SCHEMA_VERSION};"
-                + "COMMIT;"
-            )
         check = connection.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
             raise sqlite3.DatabaseError(check)
@@ -282,7 +276,25 @@ def _connect(path: Path) -> sqlite3.Connection:
     except BaseException:
         connection.close()
         raise
-    return connection
+    return connection, application_id != APPLICATION_ID
+
+
+def _prepare(connection: sqlite3.Connection, path: Path, fresh: bool) -> None:
+    """WAL, commits that survive a power cut, and the schema of a new journal."""
+    try:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("PRAGMA busy_timeout = 5000")
+        if fresh:
+            connection.executescript(
+                "BEGIN;"
+                + SCHEMA
+                + f"PRAGMA application_id = {APPLICATION_ID};"
+                + f"PRAGMA user_version = {SCHEMA_VERSION};"
+                + "COMMIT;"
+            )
+    except sqlite3.Error as exc:
+        raise _refuse(path, f"cannot be written: {exc}") from None
 
 
 def total_generations(records: dict[str, ItemRecord]) -> int:

@@ -59,13 +59,12 @@ ACCOUNT_REFUSALS = (401, 402, 403)
 
 
 async def account_slots(client: TempolorClient) -> dict[str, tuple[int, int]]:
-    """Each account's slots as ``(in use, max_jobs)``: what the progress display shows and
-    what bounds the generations in flight."""
-    capacity = await client.scheduler.available()
+    """Each account's slots as ``(in use, max_jobs)``, from the client's own view (no
+    request once it has one): what the progress display shows and what bounds the
+    generations in flight."""
     return {
-        entry.user_id: (entry.executing or 0, entry.max_jobs or 0)
-        for entry in capacity.available or []
-        if entry.user_id is not None
+        user_id: (entry.executing or 0, entry.max_jobs or 0)
+        for user_id, entry in (await client.capacity()).items()
     }
 
 

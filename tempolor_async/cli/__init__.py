@@ -9,14 +9,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
+import os
+import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .. import __version__
+from .. import __version__, _files, _protocol, _validation
 from .._client import TempolorClient
-from .._errors import ConfigurationError, TempolorError, ValidationError
+from .._errors import ConfigurationError, ResponseDecodeError, TempolorError, ValidationError
 from .._models import Account, FileFormat, MusicJob, MusicType, Submission
 from . import _noiz
 from ._output import Output, human_size
@@ -64,15 +67,17 @@ JOB_COLUMNS = ["job_id", "status", "progress", "title", "created"]
 async def _wait_for(
     client: TempolorClient, out: Output, job_ids: Sequence[str], poll_interval: float | None
 ) -> list[MusicJob]:
-    """Wait for every job with the shared poll loop; a live bar per job on a terminal."""
-    finished: dict[str, MusicJob] = {}
+    """Wait for every job with the shared poll loop; a live bar per job on a terminal.
+    Returns the final records in the order of ``job_ids``."""
+    finished: list[MusicJob] = []
     with out.job_progress({job_id: job_id for job_id in job_ids}) as bars:
         on_progress = bars.update if out.live else None
         async for job in client.as_completed(
             job_ids, poll_interval=poll_interval, on_progress=on_progress
         ):
-            finished[job.job_id or ""] = job
-    return [finished[job_id] for job_id in job_ids]
+            finished.append(job)
+    order = {job_id: index for index, job_id in enumerate(job_ids)}
+    return sorted(finished, key=lambda job: order.get(job.job_id or "", len(order)))
 
 
 def _show_jobs(out: Output, jobs: Sequence[MusicJob]) -> int:
@@ -80,6 +85,10 @@ def _show_jobs(out: Output, jobs: Sequence[MusicJob]) -> int:
         out.json([job.raw for job in jobs])
     else:
         out.table(JOB_COLUMNS, _job_rows(jobs))
+    return _report_failures(out, jobs)
+
+
+def _report_failures(out: Output, jobs: Sequence[MusicJob]) -> int:
     failed = [job for job in jobs if not job.is_completed]
     for job in failed:
         out.error(
@@ -88,22 +97,50 @@ def _show_jobs(out: Output, jobs: Sequence[MusicJob]) -> int:
     return 1 if failed else 0
 
 
+def _folder(path: str, option: str) -> str:
+    """``path`` as a folder for the SDK: a trailing separator makes it one, created if
+    missing. Checked (and created) here, before anything is sent."""
+    folder = os.path.join(path, "")
+    try:
+        _files.check_destination(folder)
+    except ValidationError as exc:
+        raise ValidationError(option, str(exc).removeprefix("dest: ")) from None
+    return folder
+
+
+def _file_names(job_ids: Sequence[str], extension: str) -> dict[str, str]:
+    """A distinct file name per job (``<itemId>.<ext>``), so that no two jobs ever share
+    one: an itemId that repeats, or that reduces to the same safe name, gets a number."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for job_id in job_ids:
+        stem = _files.safe_name(_protocol.item_id_of(job_id))
+        name, number = f"{stem}.{extension}", 1
+        while name.lower() in taken:
+            number += 1
+            name = f"{stem}-{number}.{extension}"
+        taken.add(name.lower())
+        names[job_id] = name
+    return names
+
+
 async def _download_jobs(
-    client: TempolorClient, out: Output, jobs: Sequence[MusicJob], dest: str, fmt: str
+    client: TempolorClient, jobs: Sequence[MusicJob], folder: str, fmt: str
 ) -> list[dict[str, Any]]:
+    extension = FileFormat(fmt).extension
+    completed = [job.job_id for job in jobs if job.is_completed and job.job_id]
+    names = _file_names(completed, extension)
     written = []
-    for job in jobs:
-        if job.is_completed and job.job_id:
-            path = await client.music.download(job.job_id, dest, file_format=fmt)
-            written.append(
-                {
-                    "job_id": job.job_id,
-                    "format": fmt,
-                    "path": str(path),
-                    "bytes": path.stat().st_size,
-                }
-            )
+    for job_id in completed:
+        path = await client.music.download(
+            job_id, os.path.join(folder, names[job_id]), file_format=fmt
+        )
+        written.append(_file_entry(job_id, fmt, path))
     return written
+
+
+def _file_entry(job_id: str | None, fmt: str, path: Path) -> dict[str, Any]:
+    return {"job_id": job_id, "format": fmt, "path": str(path), "bytes": path.stat().st_size}
 
 
 def _show_files(out: Output, files: list[dict[str, Any]]) -> None:
@@ -120,60 +157,72 @@ def _show_files(out: Output, files: list[dict[str, Any]]) -> None:
 async def cmd_demo(args: argparse.Namespace, out: Output) -> int:
     from ._demo import run_demo
 
-    return await run_demo(out, Path(args.out))
+    return await run_demo(out, Path(_folder(args.out, "--out")))
 
 
 async def cmd_simulate(args: argparse.Namespace, out: Output) -> int:
     from ..testing.__main__ import serve
 
-    options = argparse.Namespace(
-        host="127.0.0.1",
-        port=args.port,
-        token=getattr(args, "token", None) or "fake-token",
-        job_duration=args.job_duration,
-        max_jobs=10,
-        page_size=20,
-        fail_marker="[fail]",
-        noiz=args.noiz,
-    )
-    await serve(options)
+    await serve(args)
     return 0
 
 
 async def cmd_generate(args: argparse.Namespace, out: Output) -> int:
-    async with _client(args) as client:
-        if args.command == "song":
-            lyrics = args.lyrics_file
-            submission: Submission = await client.music.create_song(
-                args.prompt,
-                lyrics=lyrics,
-                model=args.model,
-                artist_voice_item_id=args.artist_voice,
-                cloned_voice_item_id=args.cloned_voice,
-                midi_item_id=args.midi,
-            )
-        else:
-            submission = await client.music.create_instrumental(
-                args.prompt,
-                model=args.model,
-                tonality=args.tonality,
-                bpm=args.bpm,
-                chords=args.chords,
-            )
-        job_ids = submission.jobs or []
-        if not (args.wait or args.download):
-            if out.as_json:
-                out.json(submission.raw)
-            else:
-                out.table(["job_id"], [[job_id] for job_id in job_ids])
-            return 0
-        out.note(f"submitted {len(job_ids)} jobs; waiting")
-        jobs = await _wait_for(client, out, job_ids, args.poll_interval)
-        if args.download:
-            files = await _download_jobs(client, out, jobs, args.download, args.format)
-            _show_files(out, files)
-            return 0 if all(job.is_completed for job in jobs) else 1
-        return _show_jobs(out, jobs)
+    """Submit, then (with --wait or --download) wait and download. Every option is checked
+    before the generation is sent; once it is, its job ids are printed whatever happens
+    next (at once on stdout, or in the --json object printed at the end)."""
+    folder = _folder(args.download, "--download") if args.download else None
+    result: dict[str, Any] = {}
+    try:
+        async with _client(args) as client:
+            submission = await _submit(client, args)
+            result.update(submission.raw)
+            job_ids = list(submission.jobs or [])
+            if not out.as_json:
+                out.table(["job_id"], [[job_id] for job_id in job_ids], title="submitted")
+            if not (args.wait or folder):
+                return 0
+            try:
+                job_ids = [_validation.path_id("job_id", job_id) for job_id in job_ids]
+            except ValidationError as exc:
+                raise ResponseDecodeError(f"the service answered with {exc}") from None
+            out.note(f"waiting for {len(job_ids)} jobs")
+            jobs = await _wait_for(client, out, job_ids, args.poll_interval)
+            result["records"] = [job.raw for job in jobs]
+            if folder is not None:
+                files = await _download_jobs(client, jobs, folder, args.format)
+                result["files"] = files
+                if not out.as_json:
+                    _show_files(out, files)
+            elif not out.as_json:
+                out.table(JOB_COLUMNS, _job_rows(jobs))
+            return _report_failures(out, jobs)
+    except BaseException as exc:
+        if result:
+            result["error"] = str(exc) or type(exc).__name__
+        raise
+    finally:
+        if out.as_json and result:
+            out.json(result)
+
+
+async def _submit(client: TempolorClient, args: argparse.Namespace) -> Submission:
+    if args.command == "song":
+        return await client.music.create_song(
+            args.prompt,
+            lyrics=args.lyrics_file,
+            model=args.model,
+            artist_voice_item_id=args.artist_voice,
+            cloned_voice_item_id=args.cloned_voice,
+            midi_item_id=args.midi,
+        )
+    return await client.music.create_instrumental(
+        args.prompt,
+        model=args.model,
+        tonality=args.tonality,
+        bpm=args.bpm,
+        chords=args.chords,
+    )
 
 
 async def cmd_status(args: argparse.Namespace, out: Output) -> int:
@@ -206,18 +255,13 @@ async def cmd_wait(args: argparse.Namespace, out: Output) -> int:
 
 async def cmd_download(args: argparse.Namespace, out: Output) -> int:
     async with _client(args) as client:
-        path = await client.music.download(args.job_id, args.out, file_format=args.format)
-    _show_files(
-        out,
-        [
-            {
-                "job_id": args.job_id,
-                "format": args.format,
-                "path": str(path),
-                "bytes": path.stat().st_size,
-            }
-        ],
-    )
+        try:
+            path = await client.music.download(args.job_id, args.out, file_format=args.format)
+        except ValidationError as exc:
+            if exc.parameter != "dest":
+                raise
+            raise ValidationError("--out", str(exc).removeprefix("dest: ")) from None
+    _show_files(out, [_file_entry(args.job_id, args.format, path)])
     return 0
 
 
@@ -272,15 +316,21 @@ async def cmd_midi(args: argparse.Namespace, out: Output) -> int:
 
 
 async def cmd_stems(args: argparse.Namespace, out: Output) -> int:
+    folder = _folder(args.out, "--out")
     async with _client(args) as client:
         split = await client.music.split_stems(args.file, content_type=args.content_type)
         if not split.stems_zip_url:
             return _listing(out, split.raw, ["state", "title"], [[split.state, split.title]])
-        path = await client.download_file(split.stems_zip_url, args.out)
-    files = [
-        {"job_id": split.title, "format": "stems", "path": str(path), "bytes": path.stat().st_size}
-    ]
-    _show_files(out, files)
+        try:
+            path = await client.download_file(split.stems_zip_url, folder)
+        except ValidationError as exc:
+            if exc.parameter != "url":
+                raise
+            # The link came from the service: a link we cannot use is its fault, not ours.
+            raise ResponseDecodeError(
+                f"unusable stems_zip_url: {exc}", method="POST", path="/music/stems-splitter/"
+            ) from None
+    _show_files(out, [_file_entry(split.title, "stems", path)])
     return 0
 
 
@@ -333,8 +383,17 @@ def _listing(out: Output, data: Any, columns: list[str], rows: list[list[Any]]) 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--token", default=argparse.SUPPRESS, help=TOKEN_HELP)
-    common.add_argument("--base-url", default=argparse.SUPPRESS, help="API base URL")
-    common.add_argument("--user-id", default=argparse.SUPPRESS, help="account to use")
+    common.add_argument(
+        "--base-url",
+        default=argparse.SUPPRESS,
+        help="API base URL (default: the TEMPOLOR_BASE_URL environment variable, "
+        "else https://api.useapi.net/v1/tempolor)",
+    )
+    common.add_argument(
+        "--user-id",
+        default=argparse.SUPPRESS,
+        help="account to act for (default: none, and the API picks one)",
+    )
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
     )
@@ -347,10 +406,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(
-        name: str, handler: Handler, help: str, parent: Any = commands
+        name: str,
+        handler: Handler,
+        help: str,
+        parent: Any = commands,
+        parents: Sequence[argparse.ArgumentParser] = (common,),
     ) -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = parent.add_parser(
-            name, parents=[common], help=help, description=help
+            name, parents=list(parents), help=help, description=help
         )
         sub.set_defaults(handler=handler)
         return sub
@@ -359,13 +422,16 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", cmd_demo, "generate, watch and download music offline, with the simulator"
     )
     demo.add_argument(
-        "--out", default="tempolor-demo", help="folder for the files (default ./tempolor-demo)"
+        "--out",
+        default="tempolor-demo",
+        metavar="DIR",
+        help="folder for the files, created if missing (default: ./tempolor-demo)",
     )
 
-    for kind in ("song", "instrumental"):
-        gen = command(kind, cmd_generate, f"generate a {kind}")
+    for kind, article in (("song", "a"), ("instrumental", "an")):
+        gen = command(kind, cmd_generate, f"generate {article} {kind}")
         gen.add_argument("prompt")
-        gen.add_argument("--model")
+        gen.add_argument("--model", help="model name (default: the service's default)")
         if kind == "song":
             gen.add_argument("--lyrics-file", metavar="FILE", type=_text_file, help="lyrics")
             voice = gen.add_mutually_exclusive_group()
@@ -377,7 +443,11 @@ def build_parser() -> argparse.ArgumentParser:
             gen.add_argument("--tonality", metavar="KEY", help="e.g. C:major, F#:minor")
             gen.add_argument("--chords", help="chord progression, e.g. 'C F G Am'")
         gen.add_argument("--wait", action="store_true", help="wait until the jobs are final")
-        gen.add_argument("--download", metavar="DIR", help="wait, then download into DIR")
+        gen.add_argument(
+            "--download",
+            metavar="DIR",
+            help="wait, then download each job into the folder DIR (created if missing)",
+        )
         _format_option(gen)
         _poll_option(gen)
 
@@ -389,9 +459,20 @@ def build_parser() -> argparse.ArgumentParser:
     download = command("download", cmd_download, "download a finished job")
     download.add_argument("job_id")
     _format_option(download)
-    download.add_argument("--out", default=".", metavar="PATH", help="file or folder (default .)")
-    listing = command("list", cmd_list, "list past generations")
-    listing.add_argument("--type", default="song", choices=[t.value for t in MusicType])
+    download.add_argument(
+        "--out",
+        default=".",
+        metavar="PATH",
+        help="file, or folder (an existing one, or a path ending with '/', created if "
+        "missing) (default: the current folder)",
+    )
+    listing = command("list", cmd_list, "list past generations, newest first")
+    listing.add_argument(
+        "--type",
+        default="song",
+        choices=[t.value for t in MusicType],
+        help="which kind to list (default: %(default)s)",
+    )
     _limit_option(listing)
 
     voices = command("voices", cmd_voices, "artist and cloned voices")
@@ -401,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     clone = command("clone", cmd_voices, "clone a voice from an audio file", voice_actions)
     clone.add_argument("file")
     clone.add_argument("--name", required=True)
-    clone.add_argument("--content-type")
+    _content_type_option(clone)
     command("delete", cmd_voices, "delete a cloned voice", voice_actions).add_argument("id")
 
     midi = command("midi", cmd_midi, "MIDI files")
@@ -414,8 +495,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     stems = command("stems", cmd_stems, "split an audio file into stems and download them")
     stems.add_argument("file")
-    stems.add_argument("--out", default=".", metavar="DIR")
-    stems.add_argument("--content-type")
+    stems.add_argument(
+        "--out",
+        default=".",
+        metavar="DIR",
+        help="folder for the ZIP, created if missing (default: the current folder)",
+    )
+    _content_type_option(stems)
 
     accounts = command("accounts", cmd_accounts, "TemPolor accounts behind the token")
     account_actions = accounts.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -429,7 +515,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_request_params_file,
         help="JSON file with the account's requestParams (see the setup guide)",
     )
-    add.add_argument("--max-jobs", type=int)
+    add.add_argument(
+        "--max-jobs",
+        type=_positive_int,
+        metavar="N",
+        help="jobs the account may run at once (default: the service's)",
+    )
     command("delete", cmd_accounts, "delete an account", account_actions).add_argument("id")
 
     scheduler = command("scheduler", cmd_scheduler, "jobs the API is tracking")
@@ -439,10 +530,12 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = command("cancel", cmd_scheduler, "stop tracking a job", scheduler_actions)
     cancel.add_argument("job_id")
 
-    simulate = command("simulate", cmd_simulate, "run the local TemPolor simulator")
-    simulate.add_argument("--port", type=int, default=8765)
-    simulate.add_argument("--job-duration", type=float, default=5.0)
-    simulate.add_argument("--noiz", action="store_true", help="serve the Noiz voice API instead")
+    from ..testing.__main__ import add_options
+
+    simulate = command(
+        "simulate", cmd_simulate, "run a local simulator until interrupted", parents=()
+    )
+    add_options(simulate)
 
     _noiz.add_parser(command)
 
@@ -457,6 +550,8 @@ def _text_file(path: str) -> str:
         return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise argparse.ArgumentTypeError(f"{path} is not UTF-8 text") from None
 
 
 def _request_params_file(path: str) -> dict[str, Any]:
@@ -471,41 +566,143 @@ def _request_params_file(path: str) -> dict[str, Any]:
     return params
 
 
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return number
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return seconds
+
+
 def _format_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", default="mp3", choices=[f.value for f in FileFormat])
+    parser.add_argument(
+        "--format",
+        default="mp3",
+        choices=[f.value for f in FileFormat],
+        help="file format (default: %(default)s)",
+    )
 
 
 def _poll_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--poll-interval",
-        type=float,
+        type=_positive_seconds,
         metavar="SECONDS",
-        help="fixed poll interval (default adaptive)",
+        help="fixed poll interval (default: adaptive, about 2 s growing to 15 s)",
     )
 
 
 def _limit_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", type=int, metavar="N", help="at most N items")
+    parser.add_argument(
+        "--limit", type=_positive_int, metavar="N", help="at most N items (default: all)"
+    )
+
+
+def _content_type_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--content-type",
+        metavar="TYPE",
+        help="audio type, e.g. audio/mpeg (default: from the file's extension)",
+    )
 
 
 # --------------------------------------------------------------------- main
 
+# SDK parameter names as the command spells them, for error messages.
+OPTION_NAMES = {
+    "artist_voice_item_id": "--artist-voice",
+    "cloned_voice_item_id": "--cloned-voice",
+    "midi_item_id": "--midi",
+    "content_type": "--content-type",
+    "user_id": "--user-id",
+    "max_jobs": "--max-jobs",
+    "file_format": "--format",
+    "lyrics": "--lyrics-file",
+    "token": "--token",
+    "base_url": "--base-url",
+}
+# A name is replaced where it is plainly a parameter: written ``name=``, leading the message
+# as ``name:``, or spelled with an underscore (no English word is).
+_PARAMETER = re.compile(
+    r"^(?:" + "|".join(OPTION_NAMES) + r")(?=:)"
+    r"|\b(?:" + "|".join(OPTION_NAMES) + r")=(?=\s|$|\))"
+    r"|\b(?:" + "|".join(name for name in OPTION_NAMES if "_" in name) + r")\b"
+)
+
+
+def _for_the_shell(message: str) -> str:
+    """An SDK message in the command's terms: ``--content-type``, not ``content_type=``."""
+    return _PARAMETER.sub(lambda match: OPTION_NAMES[match.group(0).rstrip("=")], message)
+
+
+def _tempolor_errors(exc: BaseException) -> list[TempolorError] | None:
+    """The TempolorErrors in ``exc``, or None if anything else is among them; an exception
+    group (whatever raised it) counts when all its members are TempolorErrors."""
+    if isinstance(exc, TempolorError):
+        return [exc]
+    members = getattr(exc, "exceptions", None)
+    if not isinstance(exc, Exception) or not isinstance(members, tuple) or not members:
+        return None
+    found: list[TempolorError] = []
+    for member in members:
+        inner = _tempolor_errors(member)
+        if inner is None:
+            return None
+        found += inner
+    return found
+
+
+def _quiet_closed_pipe() -> int:
+    """The reader of our output went away (``tempolor list | head -1``): stop quietly.
+    Python would complain again when it flushes stdout at exit, so send that to devnull."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 0
+
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return _quiet_closed_pipe()
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     out = Output(as_json=getattr(args, "json", False))
     handler: Handler = args.handler
     try:
         return asyncio.run(handler(args, out))
+    except BrokenPipeError:
+        raise
     except (ValidationError, ConfigurationError) as exc:
-        out.error(str(exc).replace("pass token=", "pass --token"))
-        return 2
-    except TempolorError as exc:
-        out.error(str(exc))
-        return 1
-    except (OSError, ValueError) as exc:
-        out.error(str(exc))
+        out.error(_for_the_shell(str(exc)))
         return 2
     except KeyboardInterrupt:
         out.error("interrupted")
         return 130
+    except Exception as exc:
+        errors = _tempolor_errors(exc)
+        if errors is not None:
+            out.error(_for_the_shell("; ".join(dict.fromkeys(str(error) for error in errors))))
+            return 1
+        if isinstance(exc, (OSError, ValueError)):
+            out.error(str(exc))
+            return 2
+        raise

@@ -34,6 +34,7 @@ from .._models import FileFormat
 from ..batch import BatchReport, BatchRun, account_slots
 from ..batch._report import STATUSES
 from ..batch._requests import FIELDS, REQUEST_TYPES, InstrumentalRequest, SongRequest
+from . import _client
 from ._output import Output
 
 JOURNAL_NAME = ".tempolor-batch.sqlite"
@@ -231,11 +232,7 @@ async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
         return 2
     out_dir = Path(args.out)
     journal = Path(args.journal) if args.journal else out_dir / JOURNAL_NAME
-    async with TempolorClient(
-        getattr(args, "token", None),
-        base_url=getattr(args, "base_url", None),
-        user_id=getattr(args, "user_id", None),
-    ) as client:
+    async with _client(args) as client:
         run = BatchRun(
             client,
             items,

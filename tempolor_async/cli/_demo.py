@@ -2,7 +2,8 @@
 
 Starts the simulator in-process, submits a song (with lyrics) and an instrumental (with bpm
 and tonality), shows each job's progress, downloads mp3, wav and the stems ZIP of the first
-job of each into ``./tempolor-demo/`` and prints what it made. No token, no network.
+job of each into ``./tempolor-demo/`` (``song-<itemId>.mp3``, ``instrumental-<itemId>.wav``,
+...) and prints what it made, with the time each job took. No token, no network.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 import anyio
 
 from .._client import TempolorClient
+from .._files import safe_name
 from .._models import FileFormat, MusicJob, Tonality
+from .._protocol import item_id_of
 from ..testing import FakeTempolor
 from ._output import Output, human_size
 
@@ -28,22 +31,29 @@ async def run_demo(out: Output, folder: Path, *, job_duration: float = 4.0) -> i
     async with FakeTempolor(job_duration=job_duration, audio_seconds=6.0) as fake:
         out.note(f"TemPolor simulator at {fake.base_url} (offline: no token, no network)")
         async with fake.client() as client:
-            started = time.monotonic()
+            submitted: dict[str, float] = {}
             song = await client.music.create_song(SONG_PROMPT, lyrics=SONG_LYRICS)
+            submitted.update(dict.fromkeys(song.jobs or [], time.monotonic()))
             instrumental = await client.music.create_instrumental(
                 INSTRUMENTAL_PROMPT, bpm=84, tonality=Tonality.A_MINOR
             )
+            submitted.update(dict.fromkeys(instrumental.jobs or [], time.monotonic()))
             labels = _labels("song", song.jobs) | _labels("instrumental", instrumental.jobs)
             out.note(f"Submitted a song and an instrumental: {len(labels)} jobs")
-            jobs = await _wait_all(client, out, labels)
+            jobs, took = await _wait_all(client, out, labels, submitted)
             files = []
-            for job_id in (song.jobs or [])[:1] + (instrumental.jobs or [])[:1]:
+            for kind, job_ids in (("song", song.jobs), ("instrumental", instrumental.jobs)):
+                job_id = (job_ids or [""])[0]
+                job = jobs.get(job_id)
+                if job is None or not job.is_completed:
+                    continue
+                stem = f"{kind}-{safe_name(item_id_of(job_id))}"
                 for file_format in FileFormat:
-                    path = await client.music.download(job_id, folder, file_format=file_format)
-                    seconds = time.monotonic() - started
-                    files.append((job_id, file_format, path, seconds))
-    _report(out, labels, jobs, files)
-    return 0 if all(job.is_completed for job in jobs.values()) else 1
+                    dest = folder / f"{stem}.{file_format.extension}"
+                    path = await client.music.download(job_id, dest, file_format=file_format)
+                    files.append((job_id, file_format, path))
+    _report(out, labels, jobs, took, files)
+    return 0 if len(jobs) == len(labels) and all(j.is_completed for j in jobs.values()) else 1
 
 
 def _labels(kind: str, job_ids: list[str] | None) -> dict[str, str]:
@@ -51,26 +61,31 @@ def _labels(kind: str, job_ids: list[str] | None) -> dict[str, str]:
 
 
 async def _wait_all(
-    client: TempolorClient, out: Output, labels: dict[str, str]
-) -> dict[str, MusicJob]:
+    client: TempolorClient, out: Output, labels: dict[str, str], submitted: dict[str, float]
+) -> tuple[dict[str, MusicJob], dict[str, float]]:
+    """The final record of each job, and the seconds from its submission until then."""
     jobs: dict[str, MusicJob] = {}
+    took: dict[str, float] = {}
     with out.job_progress(labels) as bars:
         on_progress = bars.update if out.live else None
         async for job in client.as_completed(labels, poll_interval=0.25, on_progress=on_progress):
-            jobs[job.job_id or ""] = job
-    return jobs
+            job_id = job.job_id or ""
+            jobs[job_id] = job
+            took[job_id] = time.monotonic() - submitted.get(job_id, time.monotonic())
+    return jobs, took
 
 
 def _report(
     out: Output,
     labels: dict[str, str],
     jobs: dict[str, MusicJob],
-    files: list[tuple[str, FileFormat, Path, float]],
+    took: dict[str, float],
+    files: list[tuple[str, FileFormat, Path]],
 ) -> None:
     if out.as_json:
         out.json(
             {
-                "jobs": [jobs[job_id].raw for job_id in labels],
+                "jobs": [jobs[job_id].raw for job_id in labels if job_id in jobs],
                 "files": [
                     {
                         "job_id": job_id,
@@ -78,26 +93,23 @@ def _report(
                         "format": file_format.value,
                         "path": str(path),
                         "bytes": path.stat().st_size,
-                        "seconds": round(seconds, 2),
+                        "job_seconds": round(took[job_id], 2),
                     }
-                    for job_id, file_format, path, seconds in files
+                    for job_id, file_format, path in files
                 ],
             }
         )
         return
-    rows: list[list[Any]] = []
-    for job_id, file_format, path, seconds in files:
-        job = jobs[job_id]
-        size = human_size(path.stat().st_size)
-        rows.append(
-            [
-                labels[job_id],
-                job.status_name,
-                file_format.value,
-                str(path),
-                size,
-                f"{seconds:.1f} s",
-            ]
-        )
-    columns = ["job", "status", "format", "path", "size", "time taken"]
+    rows: list[list[Any]] = [
+        [
+            labels[job_id],
+            jobs[job_id].status_name,
+            f"{took[job_id]:.1f} s",
+            file_format.value,
+            str(path),
+            human_size(path.stat().st_size),
+        ]
+        for job_id, file_format, path in files
+    ]
+    columns = ["job", "status", "job took", "format", "path", "size"]
     out.table(columns, rows, title="tempolor demo: files written")

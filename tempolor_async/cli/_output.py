@@ -1,5 +1,6 @@
 """How the command prints: rich tables and live progress on a terminal, plain tab-separated
-text when piped, JSON with ``--json``. Errors go to stderr as one line."""
+text when piped (a header line first when there are several columns), JSON with ``--json``.
+Errors go to stderr as one line."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
+from .._errors import redact
 from .._models import MusicJob
 
 
@@ -28,17 +31,21 @@ class Output:
         return self.console.is_terminal and not self.as_json
 
     def json(self, value: Any) -> None:
-        sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+        text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        sys.stdout.write(redact(text) + "\n")
 
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> None:
         if self.live:
             table = Table(*columns, title=title or None)
             for row in rows:
-                table.add_row(*(_cell(value) for value in row))
+                table.add_row(*(Text(_cell(value)) for value in row))  # no markup: data
             self.console.print(table)
             return
-        for row in rows:
-            sys.stdout.write("\t".join(_cell(value) for value in row) + "\n")
+        # Piped: a header line names the columns (several numbers side by side are
+        # otherwise anonymous); a single column of ids stays bare, for xargs and friends.
+        lines = [columns] if len(columns) > 1 else []
+        lines += rows
+        sys.stdout.write("".join("\t".join(map(_cell, line)) + "\n" for line in lines))
 
     def fields(self, pairs: Sequence[tuple[str, Any]]) -> None:
         """A record as aligned ``name: value`` lines."""
@@ -48,8 +55,9 @@ class Output:
                 self.print(f"{name.ljust(width)}  {_cell(value)}")
 
     def print(self, text: str) -> None:
+        text = redact(text)
         if self.live:
-            self.console.print(text)
+            self.console.print(text, markup=False)
         else:
             sys.stdout.write(text + "\n")
 
@@ -59,7 +67,7 @@ class Output:
             self.console.print(text, style="dim")
 
     def error(self, text: str) -> None:
-        self.errors.print(f"error: {text}", style="bold red", markup=False, soft_wrap=True)
+        self.errors.print(f"error: {redact(text)}", style="bold red", markup=False, soft_wrap=True)
 
     @contextmanager
     def job_progress(self, labels: dict[str, str]) -> Iterator[JobProgress]:
@@ -99,13 +107,14 @@ class JobProgress:
 
 
 def _cell(value: Any) -> str:
+    """A value as table text; a token a server echoed into a record is hidden here too."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
         return ", ".join(_cell(item) for item in value)
-    return str(value)
+    return redact(str(value))
 
 
 def human_size(size: int) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import _protocol, _validation
-from .._errors import ValidationError
 from .._http import Reply
 from .._pagination import AsyncPager, Page
 from .._protocol import ApiRequest, Kind
@@ -36,8 +35,7 @@ class Resource:
 
     def _pager(self, item: type[T], path: str, cursor: str | None, **params: Any) -> AsyncPager[T]:
         """A lazy pager over a documented list endpoint (``records``/``hasNext``/``cursor``)."""
-        if cursor is not None and (not isinstance(cursor, str) or not cursor):
-            raise ValidationError("cursor", "must be a non-empty string")
+        cursor = _validation.cursor(cursor)
 
         async def fetch(page_cursor: str | None) -> Page[T]:
             request = ApiRequest("GET", path, query=_protocol.query(cursor=page_cursor, **params))

@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -31,6 +32,9 @@ logger = logging.getLogger("tempolor_async")
 
 
 class Music(Resource):
+    """Songs and instrumentals: generate, read, list, delete, download, split into stems
+    (``client.music``)."""
+
     async def create_song(
         self,
         prompt: str,
@@ -47,8 +51,13 @@ class Music(Resource):
     ) -> Submission:
         """Generate a song with vocals; the submission names two jobs to await.
 
-        Never retried once it may have reached the service (a retry could pay twice); a 429
-        "busy" is waited out, at least 30 s at a time, for up to ``busy_timeout``.
+        Sent only when the account has a free slot (the client's capacity gate: it waits,
+        first come first served, up to ``busy_timeout``, then raises RateLimitError with
+        nothing sent). Never retried once it may have reached the service (a retry could pay
+        twice); a 429 "busy" that still arrives is waited out, at least 30 s at a time,
+        within ``busy_timeout``. At most one of ``artist_voice_item_id``,
+        ``cloned_voice_item_id`` and ``midi_item_id``.
+        https://useapi.net/docs/api-tempolor-v1/post-tempolor-music-song
         """
         _validation.voice_sources(artist_voice_item_id, cloned_voice_item_id, midi_item_id)
         body = _protocol.body(
@@ -75,7 +84,9 @@ class Music(Resource):
         max_jobs: int | None = None,
         user_id: str | None = None,
     ) -> Submission:
-        """Generate an instrumental; same retry rules as :meth:`create_song`."""
+        """Generate an instrumental; same retry rules as :meth:`create_song`. ``bpm`` is 50
+        to 190, ``tonality`` one of :class:`Tonality` (e.g. ``"A:minor"``).
+        https://useapi.net/docs/api-tempolor-v1/post-tempolor-music-instrumental"""
         body = _protocol.body(
             prompt=_validation.text("prompt", prompt, required=True),
             model_instrumental=_validation.model(model),
@@ -100,13 +111,18 @@ class Music(Resource):
             "user_id": self._user(user_id),
         }
 
-    async def _generate(self, path: str, body: dict[str, object]) -> Submission:
-        submission: Submission = await self._call(
-            Submission, "POST", path, kind=Kind.GENERATION, json=body
-        )
-        return submission
+    async def _generate(self, path: str, body: dict[str, Any]) -> Submission:
+        """Send through the client's capacity gate: a free slot first, then one POST that
+        is never repeated once it may have arrived."""
+        receiver = self._client.callbacks
+        if receiver is not None and "replyUrl" not in body:
+            body["replyUrl"] = _validation.reply_url(receiver.reply_url())
+        return await self._client._engine.generate(path, body)
 
     async def get(self, job_id: str) -> MusicJob:
+        """A job's current record: status, progress, and once COMPLETED its title and
+        material. To wait for it, use :meth:`TempolorClient.await_job`.
+        https://useapi.net/docs/api-tempolor-v1/get-tempolor-music-job_id"""
         job_id = _validation.path_id("job_id", job_id)
         job: MusicJob = await self._call(MusicJob, "GET", f"/music/{job_id}")
         return job
@@ -118,11 +134,15 @@ class Music(Resource):
         cursor: str | None = None,
         user_id: str | None = None,
     ) -> AsyncPager[MusicJob]:
-        """Past generations of one type, newest first, fetched page by page as iterated."""
+        """Past generations of one ``type`` (``"song"`` by default, or ``"instrumental"``),
+        newest first, fetched page by page as iterated; ``cursor`` resumes from a saved
+        :attr:`Page.cursor`. https://useapi.net/docs/api-tempolor-v1/get-tempolor-music"""
         kind = _validation.music_type(type)
         return self._pager(MusicJob, "/music/", cursor, type=kind, user_id=self._user(user_id))
 
     async def delete(self, job_id: str) -> None:
+        """Delete a generated job from the account's library.
+        https://useapi.net/docs/api-tempolor-v1/delete-tempolor-music-job_id"""
         job_id = _validation.path_id("job_id", job_id)
         await self._send(ApiRequest("DELETE", f"/music/{job_id}"))
 
@@ -130,7 +150,8 @@ class Music(Resource):
         self, job_id: str, *, file_format: FileFormat | str = FileFormat.MP3
     ) -> DownloadLink:
         """A temporary link to the finished file. Right after completion the service may
-        still say "not completed yet" or 404 for a moment: that is retried for up to 10 s."""
+        still say "not completed yet" or 404 for a moment: that is retried for up to 10 s.
+        https://useapi.net/docs/api-tempolor-v1/get-tempolor-music-download-job_id"""
         job_id = _validation.path_id("job_id", job_id)
         fmt = _validation.file_format(file_format)
         return await self._download_link(job_id, fmt)
@@ -162,18 +183,27 @@ class Music(Resource):
         file_format: FileFormat | str = FileFormat.MP3,
         on_progress: ProgressCallback | None = None,
     ) -> Path:
-        """Download a finished job into ``dest`` (a file path, or a folder: then the file is
-        ``<itemId>.mp3|.wav|.zip``). Written atomically; returns the path."""
+        """Download a finished job into ``dest`` and return the path written.
+
+        ``dest`` is a file path, or a folder: an existing one, or a path ending with a
+        separator (created if missing); in a folder the file is ``<itemId>.mp3|.wav|.zip``.
+        The file is written atomically. Asks for the link with :meth:`download_url`
+        (https://useapi.net/docs/api-tempolor-v1/get-tempolor-music-download-job_id).
+        """
         job_id = _validation.path_id("job_id", job_id)
         fmt = _validation.file_format(file_format)
-        _files.check_destination(dest)
-        link = await self._download_link(job_id, fmt)
-        if not link.url:
-            raise ResponseDecodeError(
-                "the download link has no url", path=f"/music/download/{job_id}"
-            )
         name = f"{_files.safe_name(_protocol.item_id_of(job_id))}.{fmt.extension}"
-        return await _files.download(self._client._http, link.url, dest, name, on_progress)
+        target = _files.check_destination(dest, name)
+        link = await self._download_link(job_id, fmt)
+        problem = _protocol.media_url_problem(link.url) if link.url else "is missing"
+        if problem is not None:
+            raise ResponseDecodeError(
+                f"the download link's url {problem}",
+                method="GET",
+                path=f"/music/download/{job_id}",
+            )
+        assert link.url is not None
+        return await _files.download(self._client._http, link.url, target, name, on_progress)
 
     async def split_stems(
         self,
@@ -183,7 +213,9 @@ class Music(Resource):
         user_id: str | None = None,
     ) -> StemsSplit:
         """Split your own audio file into stems; download ``stems_zip_url`` with
-        :meth:`TempolorClient.download_file`."""
+        :meth:`TempolorClient.download_file`. ``audio`` is bytes, a path (streamed from
+        disk) or a binary file object; its type comes from ``content_type=`` or the file's
+        extension. https://useapi.net/docs/api-tempolor-v1/post-tempolor-music-stems-splitter"""
         upload = Upload.audio(audio, content_type)
         query = _protocol.query(user_id=self._user(user_id))
         result: StemsSplit = await self._call(

@@ -14,31 +14,89 @@ from .noiz import FakeNoiz
 from .tempolor import FakeTempolor
 
 
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The simulator's options, shared with ``tempolor simulate``."""
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=8765,
+        help="port to listen on, 0 for any free port (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--token",
+        default="fake-token",
+        help="the bearer token to accept (default: %(default)s; not read from USEAPI_TOKEN)",
+    )
+    parser.add_argument(
+        "--job-duration",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds from submission until a job is final (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-jobs",
+        type=_positive,
+        default=10,
+        metavar="N",
+        help="maxJobs of the pre-configured account (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--page-size",
+        type=_positive,
+        default=20,
+        metavar="N",
+        help="records per list page (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fail-marker",
+        default="[fail]",
+        metavar="TEXT",
+        help="prompts containing this end FAILED (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--noiz", action="store_true", help="serve the Noiz voice API instead of TemPolor"
+    )
+    parser.add_argument(
+        "--noiz-key",
+        default="fake-noiz-key",
+        metavar="KEY",
+        help="with --noiz, the API key to accept (default: %(default)s; not read from "
+        "NOIZ_API_KEY)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tempolor_async.testing",
         description="Serve a local TemPolor API simulator until interrupted.",
     )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--port", type=int, default=8765, help="port to listen on (0 = any free port)"
-    )
-    parser.add_argument("--token", default="fake-token", help="the bearer token to accept")
-    parser.add_argument(
-        "--job-duration", type=float, default=5.0, help="seconds until a job is final"
-    )
-    parser.add_argument(
-        "--max-jobs", type=int, default=10, help="maxJobs of the pre-configured account"
-    )
-    parser.add_argument("--page-size", type=int, default=20, help="records per list page")
-    parser.add_argument("--noiz", action="store_true", help="serve the Noiz voice API instead")
-    parser.add_argument("--noiz-key", default="fake-noiz-key", help="the Noiz API key to accept")
-    parser.add_argument(
-        "--fail-marker", default="[fail]", help="prompts containing this end FAILED"
-    )
+    add_options(parser)
     return parser
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 65535, not {port}")
+    return port
+
+
+def _seconds(text: str) -> float:
+    seconds = float(text)
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be zero or more seconds, not {text}")
+    return seconds
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return number
 
 
 async def serve(args: argparse.Namespace) -> None:

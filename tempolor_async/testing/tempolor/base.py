@@ -44,6 +44,7 @@ class TempolorBase(FakeServer):
     voice_clone_delay: float
     voice_clone_pending: bool
     download_url_expiry: int
+    download_lag: float
     callback_errors: list[str]
     submissions: list[list[str]]
     accounts: dict[str, FakeAccount]

@@ -52,6 +52,7 @@ class MusicRoutes(CallbackSender):
         job = self.jobs[job_id]
         job.forced_status = status
         job.forced_ms = wall_ms()
+        job.forced_at = time.monotonic()
 
     async def _create_song(self, call: Call) -> web.Response:
         return await self._generate(call, "song")
@@ -221,9 +222,14 @@ class MusicRoutes(CallbackSender):
         file_format = call.query.get("file_format", "mp3")
         if file_format not in FILE_FORMATS:
             raise Reply(400, "Invalid file_format parameter. Must be 'mp3', 'wav' or 'stems'")
-        status = job.status(time.monotonic())
+        now = time.monotonic()
+        status = job.status(now)
         if status != COMPLETED:
             raise Reply(400, f"Generation is not completed yet ({status})")
+        since = job.final_since(now)
+        if since is not None and since < self.download_lag:
+            # As the service does: COMPLETED a few seconds before the file can be served.
+            raise Reply(404, f"No record found for {job.job_id}")
         folder, extension = FILE_FORMATS[file_format]
         expires = int(time.time()) + self.download_url_expiry
         key = f"{expires}-0-0-{zlib.crc32(job.job_id.encode()):08x}"

@@ -35,6 +35,10 @@ class FakeTempolor(
 
     >>> async with FakeTempolor(job_duration=0.5) as fake:
     ...     fake.base_url  # "http://127.0.0.1:<port>/v1/tempolor"
+
+    ``download_lag``: for this many seconds after a job completes, ``GET music/download``
+    answers 404, as the service does (a job reports COMPLETED a little before its file can
+    be served).
     """
 
     service_name = "TemPolor"
@@ -55,6 +59,7 @@ class FakeTempolor(
         voice_clone_delay: float = 0.0,
         voice_clone_pending: bool = False,
         download_url_expiry: int = 3600,
+        download_lag: float = 0.0,
     ) -> None:
         super().__init__(host=host, port=port)
         self.token = token
@@ -66,6 +71,7 @@ class FakeTempolor(
         self.voice_clone_delay = voice_clone_delay
         self.voice_clone_pending = voice_clone_pending
         self.download_url_expiry = download_url_expiry
+        self.download_lag = download_lag
         self.callback_errors = []
         self.submissions = []  # the job ids of each accepted generation
         self.accounts = {}

@@ -119,6 +119,7 @@ class FakeJob:
     tracked: bool = True  # still followed by the scheduler (DELETE scheduler/{id} clears it)
     forced_status: int | None = None  # set by FakeTempolor.complete()/fail()
     forced_ms: int | None = None
+    forced_at: float | None = None  # monotonic, with forced_status
     sequence: int = field(default_factory=next_sequence)
 
     def fraction(self, now: float) -> float:
@@ -143,6 +144,15 @@ class FakeJob:
         if status == FAILED and self.forced_status is None:
             fraction = min(fraction, 0.49)
         return max(0, min(90, int(fraction * 10) * 10))
+
+    def final_since(self, now: float) -> float | None:
+        """Seconds since the job became final, or None while it runs."""
+        if self.status(now) == GENERATING:
+            return None
+        if self.forced_at is not None:
+            return now - self.forced_at
+        end = self.duration * 0.5 if self.will_fail else self.duration
+        return now - (self.started + end)
 
     def is_running(self, now: float) -> bool:
         """Counted by the scheduler and against maxJobs."""

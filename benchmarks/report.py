@@ -61,6 +61,8 @@ class Section:
     rows: list[list[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     profile: str | None = None
+    standalone: str | None = None  # a standalone module's own markdown, included as printed
+    failed: bool = False
 
     def add(self, figure: Figure) -> Figure:
         self.figures.append(figure)
@@ -91,6 +93,9 @@ def _target(figure: Figure) -> str:
 
 def render_section(section: Section) -> list[str]:
     lines = [f"## {section.key}: {section.title}", ""]
+    if section.standalone is not None:
+        lines += [*section.notes, "", section.standalone or "(no output)"]
+        return [*lines, ""]
     rows = [
         [
             figure.label,
@@ -170,7 +175,9 @@ def sdk_source() -> str:
     return f"{text}; commit {commit}, {state}"
 
 
-def machine(pinned: bool, load_before: str, load_after: str, source_before: str) -> list[str]:
+def machine(
+    affinity: Sequence[str], load_before: str, load_after: str, source_before: str
+) -> list[str]:
     """Where and when the run happened, and what was measured."""
     cpu = "unknown"
     try:
@@ -186,11 +193,6 @@ def machine(pinned: bool, load_before: str, load_after: str, source_before: str)
             versions.append(f"{name} {importlib.metadata.version(name)}")
         except importlib.metadata.PackageNotFoundError:
             versions.append(f"{name} (not installed)")
-    affinity = (
-        "simulator pinned to CPU 1, client processes to CPU 0"
-        if pinned
-        else "not used (fewer than 2 usable CPUs, or sched_setaffinity unavailable)"
-    )
     source_after = sdk_source()
     if source_after != source_before:
         source = (
@@ -202,7 +204,10 @@ def machine(pinned: bool, load_before: str, load_after: str, source_before: str)
     return [
         f"- Date: {now:%Y-%m-%d %H:%M} UTC",
         f"- SDK measured: {source}",
-        f"- CPU: {cpu}, {os.cpu_count()} cores; affinity: {affinity}",
+        f"- CPU: {cpu}, {os.cpu_count()} cores",
+        "- CPU affinity, as `Cpus_allowed_list` in /proc/<pid>/status of every process "
+        "(the values seen per role; the run stops if a pinned process is elsewhere):",
+        *(f"  - {line}" for line in affinity),
         f"- OS: {platform.platform()}",
         f"- Python {platform.python_version()} ({sys.implementation.name}); " + ", ".join(versions),
         f"- Load (uptime) before: {load_before}; after: {load_after}",

@@ -1,13 +1,17 @@
 """``python -m benchmarks``: every benchmark, raw aiohttp against the SDK, in one run.
 
-Starts the simulator in its own process (``server.py``), runs each measured variant in a
-fresh client process (``client.py``), alternating raw and SDK round by round, and writes
-RESULTS.md and the B4 plot. See benchmarks/README.md for what each figure means.
+Starts the simulator (``server.py``) and a fast canned-answer server (``fastserver.py``) in
+their own processes on one CPU, runs each measured variant in a fresh client process
+(``client.py``) on the other, alternating raw and SDK round by round, checks where every
+process was allowed to run, and writes RESULTS.md and the B4 plot. See benchmarks/README.md
+for what each figure means.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import math
 import os
@@ -23,11 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from .common import (
+    ALLOCATOR_WARMUP_BYTES,
     CLIENT_CPU,
     PAGE_SIZE,
     ROOT,
     SERVER_CPU,
     Control,
+    cpus_allowed,
     median,
     pin_to_cpu,
     rotate,
@@ -45,12 +51,15 @@ Runs = dict[str, dict[str, Any]]
 
 @dataclass(frozen=True)
 class Sizes:
-    rounds: int
+    rounds: int  # B5, B6
+    client_rounds: int  # B1-B3: cheap rounds with a wide spread, so more of them
+    b4_rounds: int  # long rounds (about a minute) with a narrow spread, so fewer
     b1_requests: dict[int, int]  # concurrency -> requests measured
     b1_warmup: int
     b2_number: int
     b2_repeat: int
-    b3_submissions: int  # two records each
+    b3_records: int
+    b3_walks: int  # timed walks per process
     b4_jobs: int
     b4_plot_jobs: tuple[int, ...]  # extra sizes for the plot (b4_jobs comes from the rounds)
     b4_durations: tuple[float, float]
@@ -62,11 +71,14 @@ class Sizes:
 
 FULL = Sizes(
     rounds=5,
-    b1_requests={1: 2000, 16: 5000, 128: 5000},
-    b1_warmup=300,
+    client_rounds=7,
+    b4_rounds=3,
+    b1_requests={1: 2000, 16: 6000, 128: 6000},
+    b1_warmup=500,
     b2_number=2000,
     b2_repeat=7,
-    b3_submissions=500,
+    b3_records=1000,
+    b3_walks=3,
     b4_jobs=1000,
     b4_plot_jobs=(50, 200, 500),
     b4_durations=(5.0, 20.0),
@@ -77,11 +89,14 @@ FULL = Sizes(
 )
 QUICK = Sizes(
     rounds=1,
+    client_rounds=1,
+    b4_rounds=1,
     b1_requests={1: 100, 16: 300, 128: 300},
     b1_warmup=50,
     b2_number=200,
     b2_repeat=3,
-    b3_submissions=50,
+    b3_records=100,
+    b3_walks=1,
     b4_jobs=20,
     b4_plot_jobs=(5, 10),
     b4_durations=(0.5, 2.0),
@@ -109,24 +124,80 @@ def child_environment(workdir: Path) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def simulator(cpu: int | None, max_seconds: float, env: dict[str, str]) -> Iterator[Any]:
-    """The simulator process; it stops when its standard input closes (here, on exit)."""
-    command = [sys.executable, "-m", "benchmarks.server", f"--max-seconds={max_seconds}"]
-    command.append(f"--page-size={PAGE_SIZE}")
-    if cpu is not None:
-        command.append(f"--cpu={cpu}")
+class Pinning:
+    """Where each process may run, as the kernel reports it (``Cpus_allowed_list`` in
+    /proc/<pid>/status), checked against what was asked. Every process is pinned by the
+    orchestrator before it runs any Python (``preexec_fn``), and the orchestrator itself is
+    never pinned: a process may only narrow the CPUs it inherits, so a pinned parent would
+    silently keep its children on its own CPU."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.seen: dict[str, set[str]] = {}
+
+    def cpu(self, role: str) -> int | None:
+        if not self.enabled:
+            return None
+        return SERVER_CPU if role.endswith("server") else CLIENT_CPU
+
+    def preexec(self, role: str) -> Callable[[], object] | None:
+        cpu = self.cpu(role)
+        return None if cpu is None else functools.partial(pin_to_cpu, cpu)
+
+    def check(self, role: str, allowed: str) -> None:
+        """Record a process's CPUs; fail loudly if it is not where it was pinned."""
+        self.seen.setdefault(role, set()).add(allowed)
+        cpu = self.cpu(role)
+        if cpu is not None and allowed not in (str(cpu), "unknown"):
+            raise BenchmarkError(
+                f"{role} process runs on CPUs {allowed}, not on CPU {cpu} as pinned: "
+                "the figures would mix client and server on one CPU"
+            )
+
+    def lines(self) -> list[str]:
+        orchestrator = cpus_allowed()
+        rows = [f"orchestrator (not pinned): {orchestrator}"]
+        for role, values in sorted(self.seen.items()):
+            asked = self.cpu(role)
+            wanted = f"pinned to CPU {asked}" if asked is not None else "not pinned"
+            rows.append(f"{role} ({wanted}): {', '.join(sorted(values))}")
+        return rows
+
+
+def spawn(pinning: Pinning, role: str, command: list[str], **options: Any) -> subprocess.Popen[str]:
+    """Start a process pinned for its role and check its CPUs at once. ``Popen`` returns only
+    after the exec, so its /proc/<pid>/status already shows the affinity it runs with."""
     process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        command, cwd=ROOT, text=True, preexec_fn=pinning.preexec(role), **options
     )
+    allowed = cpus_allowed(process.pid)
+    try:
+        pinning.check(role, allowed)
+    except BenchmarkError:
+        process.kill()
+        process.wait()
+        raise
+    return process
+
+
+@contextmanager
+def server_process(
+    pinning: Pinning, role: str, command: list[str], env: dict[str, str]
+) -> Iterator[dict[str, Any]]:
+    """A server process; it prints one JSON line when ready, and stops when its standard
+    input closes (here, on exit)."""
+    process = spawn(pinning, role, command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert process.stdin is not None
     assert process.stdout is not None
     try:
         ready, _, _ = select.select([process.stdout], [], [], 60)
         line = process.stdout.readline() if ready else ""
         if not line:
-            raise BenchmarkError("the simulator process did not start")
-        yield json.loads(line)
+            raise BenchmarkError(f"the {role} process did not start")
+        info: dict[str, Any] = json.loads(line)
+        pinning.check(role, info["cpus_allowed"])
+        pinning.check(role, cpus_allowed(process.pid))
+        yield info
     finally:
         process.stdin.close()
         try:
@@ -136,33 +207,73 @@ def simulator(cpu: int | None, max_seconds: float, env: dict[str, str]) -> Itera
             process.wait()
 
 
+def simulator(
+    pinning: Pinning, max_seconds: float, env: dict[str, str]
+) -> contextlib.AbstractContextManager[dict[str, Any]]:
+    """The simulator process (``server.py``)."""
+    command = [sys.executable, "-m", "benchmarks.server", f"--max-seconds={max_seconds}"]
+    command.append(f"--page-size={PAGE_SIZE}")
+    return server_process(pinning, "simulator server", command, env)
+
+
+def fast_server(
+    pinning: Pinning, records: int, max_seconds: float, env: dict[str, str]
+) -> contextlib.AbstractContextManager[dict[str, Any]]:
+    """The canned-answer server of B1 and B3 (``fastserver.py``)."""
+    command = [sys.executable, "-m", "benchmarks.fastserver", f"--max-seconds={max_seconds}"]
+    command += [f"--records={records}", f"--page-size={PAGE_SIZE}"]
+    return server_process(pinning, "fast server", command, env)
+
+
 class Harness:
-    """Runs client processes against the simulator and keeps what the benchmarks share."""
+    """Runs client processes against the servers and keeps what the benchmarks share."""
 
     def __init__(
-        self, server: Any, sizes: Sizes, rounds: int, pinned: bool, workdir: Path, profile: bool
+        self,
+        servers: dict[str, dict[str, Any]],
+        sizes: Sizes,
+        rounds: int,
+        client_rounds: int,
+        pinning: Pinning,
+        workdir: Path,
+        *,
+        profile: bool,
+        allocator_warmup: bool,
     ) -> None:
-        self.server = server
-        self.control = Control(server["control_url"])
+        self.server = servers["simulator"]
+        self.fast = servers["fast"]
+        self.control = Control(self.server["control_url"])
         self.sizes = sizes
         self.rounds = rounds
-        self.pinned = pinned
+        self.client_rounds = client_rounds
+        self.b4_rounds = rounds if rounds != sizes.rounds else sizes.b4_rounds
+        self.pinning = pinning
         self.workdir = workdir
         self.profile = profile
+        self.allocator_warmup = allocator_warmup
         self.env = child_environment(workdir)
-        self.song_ids: list[str] = []
         self.b4_ids: list[str] = []
         self.b5_url = self.b5_first_url = ""
+        self.compared: dict[str, Path] = {}  # --compare: revision -> its sources
+
+    def compare_with(self, revisions: Sequence[str]) -> None:
+        """Export each revision's ``tempolor_async`` for B1-B3's extra SDK variants."""
+        for revision in revisions:
+            where = self.workdir / f"sdk-{revision}"
+            where.mkdir()
+            archive = subprocess.run(
+                ["git", "archive", revision, "tempolor_async"],
+                cwd=ROOT, capture_output=True, check=True, timeout=60,
+            )  # fmt: skip
+            subprocess.run(
+                ["tar", "-x", "-C", str(where)], input=archive.stdout, check=True, timeout=60
+            )
+            self.compared[revision] = where
 
     def seed(self, keys: set[str]) -> None:
-        """Create, once, what the selected benchmarks read: songs for B1/B3 (finished at
-        once), instrumentals for B4 (restarted with chosen durations per variant), the file
-        for B5."""
-        if keys & {"B1", "B3"}:
-            seeded = self.control(
-                "/seed", {"kind": "song", "submissions": self.sizes.b3_submissions}
-            )
-            self.song_ids = seeded["job_ids"]
+        """Create, once, what the selected benchmarks read from the simulator: instrumentals
+        for B4 (restarted with chosen durations per variant), the files for B5. B1 and B3
+        read the fast server's canned records."""
         if "B4" in keys:
             most = max(self.sizes.b4_jobs, *self.sizes.b4_plot_jobs)
             seeded = self.control(
@@ -183,28 +294,44 @@ class Harness:
         profile: bool = False,
         **params: Any,
     ) -> dict[str, Any]:
-        """One variant in a fresh client process; returns its JSON result."""
+        """One variant in a fresh client process, pinned and checked; returns its result."""
         self.control("/reset")
         task = {
             "bench": bench,
             "variant": variant,
-            "server": self.server,
-            "cpu": CLIENT_CPU if self.pinned else None,
+            "server": self.fast if bench in ("b1", "b3") else self.server,
             "profile": profile,
+            "allocator_warmup": self.allocator_warmup,
             **params,
         }
-        process = subprocess.run(
+        if variant.startswith(("sdk@", "both@")):
+            task["sdk_path"] = str(self.compared[variant.split("@", 1)[1]])
+        side = "raw" if variant.startswith("raw") else "SDK"
+        role = f"{side} client"
+        process = spawn(
+            self.pinning,
+            role,
             [sys.executable, "-m", "benchmarks.client"],
-            input=json.dumps(task),
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
             env=self.env,
-            timeout=600.0 + float(params.get("timeout", 0.0)),  # B4 adds its wait limit
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
+        try:
+            stdout, stderr = process.communicate(
+                json.dumps(task), timeout=600.0 + float(params.get("timeout", 0.0))
+            )  # B4 adds its wait limit
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise BenchmarkError(f"{bench} {variant} timed out") from None
         if process.returncode != 0:
-            raise BenchmarkError(f"{bench} {variant} failed:\n{process.stderr}")
-        result: dict[str, Any] = {**params, **json.loads(process.stdout)}
+            raise BenchmarkError(f"{bench} {variant} failed:\n{stderr}")
+        result: dict[str, Any] = {**params, **json.loads(stdout)}
+        self.pinning.check(role, result["cpus_allowed"])
+        expected = task.get("sdk_path") or str(ROOT)
+        if result.get("sdk_file") and not result["sdk_file"].startswith(expected):
+            raise BenchmarkError(f"{variant} measured the SDK at {result['sdk_file']}")
         return result
 
     def alternate(
@@ -258,9 +385,20 @@ def per_round(runs: Sequence[Runs], value: Value, variant: str) -> list[float]:
     return [value(round_runs[variant]) for round_runs in runs]
 
 
-def ratios(runs: Sequence[Runs], value: Value) -> list[float]:
-    """SDK / raw of one value, per round."""
-    return [value(r["sdk"]) / value(r["raw"]) for r in runs]
+def ratios(runs: Sequence[Runs], value: Value, variant: str = "sdk") -> list[float]:
+    """SDK / raw of one value, per round (or another SDK variant's, e.g. ``sdk@<rev>``)."""
+    return [value(r[variant]) / value(r["raw"]) for r in runs]
+
+
+def add_compared(
+    h: Harness, section: Section, runs: Sequence[Runs], label: str, value: Value, invert: bool
+) -> None:
+    """For each ``--compare`` revision: its ratio to raw beside the current SDK's."""
+    for revision in h.compared:
+        values = ratios(runs, value, f"sdk@{revision}")
+        section.add(
+            Figure(f"{label} (SDK at {revision})", [1 / x for x in values] if invert else values)
+        )
 
 
 def run_pairs(
@@ -270,24 +408,32 @@ def run_pairs(
     metrics: Sequence[Metric],
     cases: Sequence[dict[str, Any]] = ({},),
     case_column: str = "",
+    rounds: int | None = None,
 ) -> list[list[Runs]]:
     """Raw and SDK, back to back in a rotating order, for each case in each round; fills
     the section's per-round table. Returns the runs per case, per round."""
     section.headers = ["round"] + ([case_column] if case_column else [])
     for metric in metrics:
         section.headers += [f"raw {metric.name}", f"SDK {metric.name}", "ratio"]
+        for label in h.compared:
+            section.headers += [f"SDK {label} {metric.name}", "ratio"]
     results: list[list[Runs]] = [[] for _ in cases]
-    for index in range(h.rounds):
+    rounds = rounds or h.rounds
+    variants = ["raw", "sdk", *(f"sdk@{label}" for label in h.compared)]
+    for index in range(rounds):
         for case, params in enumerate(cases):
-            runs = h.alternate(index, bench, ["raw", "sdk"], **params)
+            runs = h.alternate(index, bench, variants, **params)
             results[case].append(runs)
             row = [str(index + 1)] + ([str(params[case_column])] if case_column else [])
             for metric in metrics:
                 raw, sdk = metric.value(runs["raw"]), metric.value(runs["sdk"])
                 row += [f"{raw:,.{metric.digits}f}", f"{sdk:,.{metric.digits}f}"]
                 row.append(ratio_text(raw, sdk))
+                for label in h.compared:
+                    other = metric.value(runs[f"sdk@{label}"])
+                    row += [f"{other:,.{metric.digits}f}", ratio_text(raw, other)]
             section.rows.append(row)
-            say(f"{section.key} round {index + 1}/{h.rounds}: " + " | ".join(row[1:]))
+            say(f"{section.key} round {index + 1}/{rounds}: " + " | ".join(row[1:]))
     return results
 
 
@@ -301,37 +447,61 @@ def add_absolute(section: Section, runs: Sequence[Runs], metric: Metric, suffix:
 # ---------------------------------------------------------------- benchmarks
 
 
+def per_request(key: str, scale: float = 1e6) -> Value:
+    return lambda r: float(r[key]) / r["requests"] * scale
+
+
 def bench_b1(h: Harness) -> Section:
-    section = Section("B1", "`client.music.get(job_id)` against raw aiohttp GET + `json.loads`")
+    section = Section(
+        "B1", "`client.music.get(job_id)` against raw aiohttp GET + `json.loads`, fast server"
+    )
     levels = h.sizes.b1_requests
     cases: list[dict[str, Any]] = [
         {
             "concurrency": concurrency,
             "requests": total,
             "warmup": max(h.sizes.b1_warmup, 2 * concurrency),
-            "job_id": h.song_ids[0],
+            "job_id": h.fast["job_id"],
         }
         for concurrency, total in levels.items()
     ]
     throughput = Metric("req/s", lambda r: r["requests"] / wall_time(r), 0)
-    cpu = Metric("CPU µs/req", lambda r: cpu_time(r) / r["requests"] * 1e6)
-    results = run_pairs(h, section, "b1", [throughput, cpu], cases, "concurrency")
+    cpu = Metric("CPU µs/req", per_request("cpu_seconds"))
+    system = Metric("system µs/req", per_request("system_seconds"))
+    faults = Metric("minor faults/req", per_request("minor_faults", 1.0), 2)
+    results = run_pairs(
+        h, section, "b1", [throughput, cpu, system, faults], cases, "concurrency",
+        rounds=h.client_rounds,
+    )  # fmt: skip
     missed = []
     for case, runs in zip(cases, results, strict=True):
         level = case["concurrency"]
-        target = Target(">=", 0.95) if level >= 16 else None
         label = f"throughput SDK/raw, concurrency {level}"
-        if section.add(Figure(label, ratios(runs, throughput.value), target=target)).met is False:
+        figure = Figure(label, ratios(runs, throughput.value), target=Target(">=", 1.0))
+        if section.add(figure).met is False:
             missed.append(case)
-        label = f"client CPU per request SDK/raw, concurrency {level}"
-        section.add(Figure(label, ratios(runs, cpu.value)))
+        label = f"client CPU per request raw/SDK, concurrency {level}"
+        section.add(Figure(label, [1 / x for x in ratios(runs, cpu.value)]))
     for case, runs in zip(cases, results, strict=True):
-        add_absolute(section, runs, throughput, f", concurrency {case['concurrency']}")
+        level = case["concurrency"]
+        add_compared(h, section, runs, f"throughput SDK/raw, concurrency {level}",
+                     throughput.value, invert=False)  # fmt: skip
+        add_compared(h, section, runs, f"client CPU per request raw/SDK, concurrency {level}",
+                     cpu.value, invert=True)  # fmt: skip
+    for case, runs in zip(cases, results, strict=True):
+        suffix = f", concurrency {case['concurrency']}"
+        add_absolute(section, runs, throughput, suffix)
+        add_absolute(section, runs, cpu, suffix)
+        add_absolute(section, runs, faults, suffix)
     section.notes.append(
-        f"Requests timed per run (concurrency: requests): {levels}, after an untimed warm-up "
-        "that opens the connections. Both sides use aiohttp's default connector (at most 100 "
-        "connections), so concurrency 128 queues in the connector on both. CPU is the client "
-        "process's user + system time over the timed part."
+        f"Against the fast server (`fastserver.py`: the documented record, rendered once, "
+        f"behind a token check), so the client's own cost is what differs. Requests timed per "
+        f"run (concurrency: requests): {levels}, after an untimed warm-up that opens the "
+        "connections. Both sides use aiohttp's default connector (at most 100 connections), "
+        "so concurrency 128 queues in the connector on both. CPU is the client process's user "
+        "+ system time over the timed part; the CPU ratio is raw/SDK, so above 1 means the "
+        "SDK used less. Minor faults per request show the allocator effect: about 2 where "
+        "asyncio's read buffer is mapped afresh for every response."
     )
     if missed:
         level = missed[0]["concurrency"]
@@ -347,9 +517,13 @@ def bench_b2(h: Harness) -> Section:
     section.headers = ["round", "json.loads µs", "decode µs", "ratio"]
     sizes: dict[str, Any] = {"number": h.sizes.b2_number, "repeat": h.sizes.b2_repeat}
     runs = []
-    for index in range(h.rounds):
+    compared: dict[str, list[float]] = {revision: [] for revision in h.compared}
+    for index in range(h.client_rounds):
         run = h.client("b2", "both", **sizes)
         runs.append(run)
+        for revision in h.compared:
+            other = h.client("b2", f"both@{revision}", **sizes)
+            compared[revision].append(other["decode_us"] / other["loads_us"])
         section.rows.append(
             [
                 str(index + 1),
@@ -358,14 +532,16 @@ def bench_b2(h: Harness) -> Section:
                 ratio_text(run["loads_us"], run["decode_us"]),
             ]
         )
-        say(f"B2 round {index + 1}/{h.rounds}: " + " | ".join(section.rows[-1][1:]))
+        say(f"B2 round {index + 1}/{h.client_rounds}: " + " | ".join(section.rows[-1][1:]))
     section.add(
         Figure(
             "decode time / json.loads time",
             [r["decode_us"] / r["loads_us"] for r in runs],
-            target=Target("<=", 1.8),
+            target=Target("<=", 1.0),
         )
     )
+    for revision, values in compared.items():
+        section.add(Figure(f"decode time / json.loads time (SDK at {revision})", values))
     section.add(Figure("json.loads", [r["loads_us"] for r in runs], "µs"))
     section.add(Figure("decode (parse + structuring)", [r["decode_us"] for r in runs], "µs"))
     section.notes.append(
@@ -382,26 +558,31 @@ def bench_b2(h: Harness) -> Section:
 
 
 def bench_b3(h: Harness) -> Section:
-    records = len(h.song_ids)
+    records = h.fast["records"]
     pages = math.ceil(records / PAGE_SIZE)
     section = Section(
         "B3",
         f"walking {records} records over {pages} pages with `client.music.list()` "
-        "against a raw cursor loop",
+        "against a raw cursor loop, fast server",
     )
-    walk = Metric("s", wall_time, 3)
-    cpu = Metric("CPU s", cpu_time, 3)
-    (runs,) = run_pairs(h, section, "b3", [walk, cpu], [{"records": records}])
-    section.add(Figure("walk time SDK/raw", ratios(runs, walk.value), target=Target("<=", 1.5)))
-    section.add(Figure("client CPU SDK/raw", ratios(runs, cpu.value)))
+    walk = Metric("s", wall_time, 4)
+    cpu = Metric("CPU s", cpu_time, 4)
+    params = {"records": records, "walks": h.sizes.b3_walks}
+    (runs,) = run_pairs(h, section, "b3", [walk, cpu], [params], rounds=h.client_rounds)
+    speed = [1 / x for x in ratios(runs, walk.value)]
+    section.add(Figure("walk speed SDK/raw (raw time / SDK time)", speed, target=Target(">=", 0.9)))
+    section.add(Figure("client CPU raw/SDK", [1 / x for x in ratios(runs, cpu.value)]))
+    add_compared(h, section, runs, "walk speed SDK/raw", walk.value, invert=True)
+    add_compared(h, section, runs, "client CPU raw/SDK", cpu.value, invert=True)
     add_absolute(section, runs, walk, " per walk")
     add_absolute(section, runs, cpu, " per walk")
     section.notes.append(
-        "The simulator renders every record of the account for each page it serves, so most "
-        "of the wall time is the server's, the same for both sides; the client CPU ratio shows "
-        "the SDK's own cost (decoding 20 records into models per page)."
+        f"Against the fast server: {pages} canned pages of {PAGE_SIZE} copies of the "
+        "documented record, so the client's cost (decoding 20 records into models per page) "
+        f"is what differs. Each process walks once untimed, then {h.sizes.b3_walks} time(s): "
+        "the time is the median walk, the CPU the mean per walk."
     )
-    h.profiled(section, "the SDK walk", "b3", "sdk", records=records)
+    h.profiled(section, "the SDK walk", "b3", "sdk", **params)
     return section
 
 
@@ -437,7 +618,7 @@ def bench_b4(h: Harness, out_dir: Path) -> Section:
     ]  # fmt: skip
     params = b4_params(h, jobs)
     runs: list[Runs] = []
-    for index in range(h.rounds):
+    for index in range(h.b4_rounds):
         round_runs = h.alternate(index, "b4", list(B4_VARIANTS), **params)
         runs.append(round_runs)
         for variant, run in round_runs.items():
@@ -448,7 +629,7 @@ def bench_b4(h: Harness, out_dir: Path) -> Section:
                 + [f"{run[key]:.2f}" for key in ("latency_p50", "latency_p95", "latency_max")]
                 + [str(run["ticks"]), f"{run['tick_interval_p50']:.2f}" if run["ticks"] > 1 else ""]
             )
-            say(f"B4 round {index + 1}/{h.rounds}: " + " | ".join(section.rows[-1][1:]))
+            say(f"B4 round {index + 1}/{h.b4_rounds}: " + " | ".join(section.rows[-1][1:]))
     latency_target = Target("<=", poll + 0.5)
     for variant, name in B4_VARIANTS.items():
         target = Target("<=", 1.5) if variant == "as_completed" else None
@@ -650,9 +831,10 @@ def time_imports(h: Harness, round_index: int) -> dict[str, list[float]]:
     for index in range(h.sizes.b6_runs):
         for code in rotate(list(times), round_index + index):
             start = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-c", code], check=True, cwd=ROOT, env=h.env, timeout=60
-            )
+            command = [sys.executable, "-c", code]
+            process = spawn(h.pinning, "import client (B6)", command, env=h.env)
+            if process.wait(timeout=60) != 0:
+                raise BenchmarkError(f"python -c {code!r} failed")
             times[code].append(time.perf_counter() - start)
     return times
 
@@ -738,6 +920,88 @@ def bench_b6(h: Harness) -> Section:
 # ----------------------------------------------------------------------- main
 
 
+# The SDK before the speed work of B1-B3 (typed models at raw aiohttp's speed): a full run
+# measures it beside the current one, so before and after share one machine and one run.
+BASELINE = "45d277d"
+
+
+def comparisons(option: str | None, quick: bool) -> list[str]:
+    """The revisions to measure beside the current SDK."""
+    if option is None:
+        if quick:
+            return []
+        known = subprocess.run(
+            ["git", "cat-file", "-e", f"{BASELINE}^{{commit}}"],
+            cwd=ROOT, capture_output=True, timeout=30, check=False,
+        )  # fmt: skip
+        return [BASELINE] if known.returncode == 0 else []
+    return [r.strip() for r in option.split(",") if r.strip() and r.strip() != "none"]
+
+
+# Standalone benchmark modules of other parts of the SDK: each runs as
+# ``python -m benchmarks.<name> [--quick]`` and prints a markdown table, included as it is.
+EXTRA_MODULES = ("engine", "batch", "noiz")
+# Each module's time in a run of all, so that a full run stays near 15 minutes; a module
+# stopped at it is reported as such (run it alone for its whole length).
+EXTRA_TIMEOUT = 150.0
+
+
+def extra_modules(keys: Sequence[str]) -> list[str]:
+    """The standalone modules present in benchmarks/ and selected by ``--only``."""
+    present = [n for n in EXTRA_MODULES if (ROOT / "benchmarks" / f"{n}.py").exists()]
+    return [n for n in present if n.upper() in keys]
+
+
+def run_extra(name: str, quick: bool, env: dict[str, str]) -> Section:
+    """One standalone module in its own process; its table (or its failure) as a section."""
+    command = [sys.executable, "-m", f"benchmarks.{name}", *(["--quick"] if quick else [])]
+    say(f"{name}: {' '.join(command[1:])}")
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=EXTRA_TIMEOUT
+        )
+        output, code = done.stdout.strip(), done.returncode
+        error = done.stderr.strip()[-3000:]
+    except subprocess.TimeoutExpired:
+        output, code = "", None
+        error = f"stopped after {EXTRA_TIMEOUT:.0f} s; run it alone for its whole length"
+    elapsed = time.monotonic() - started
+    section = Section(name, f"`python -m benchmarks.{name}`" + (" --quick" if quick else ""))
+    section.standalone = output
+    if code == 0:
+        state = "exit status 0"
+    elif code is None:
+        state = f"**failed**: {error}"
+    else:
+        state = f"**failed** with exit status {code}"
+    section.notes.append(
+        f"Run as its own process by `python -m benchmarks` ({elapsed:.0f} s, {state}); it "
+        "does its own pinning and rounds, and its table is included as printed."
+    )
+    if code != 0:
+        section.notes.append("```\n" + error + "\n```")
+        section.failed = code is not None  # a module stopped at its time limit is not broken
+    return section
+
+
+def allocator_note(warmup: bool) -> str:
+    if not warmup:
+        return (
+            "- Allocator: **no warm-up** (`--no-allocator-warmup`): each process keeps glibc's "
+            "mmap threshold as it finds it, so a bare raw process maps and unmaps asyncio's "
+            "256 KiB read buffer on every response (see the minor faults per request in B1)"
+        )
+    return (
+        f"- Allocator: every client process, raw and SDK alike, allocates and frees one "
+        f"{ALLOCATOR_WARMUP_BYTES // MIB} MiB block before anything else "
+        "(`common.warm_allocator`), which raises glibc's dynamic mmap threshold in both; "
+        "without it the raw side alone maps and unmaps asyncio's 256 KiB read buffer for "
+        "every response (about 2 minor faults and 15-20 µs of system time per request). "
+        "B1 reports minor faults per request for both sides"
+    )
+
+
 def uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True, timeout=10).stdout.strip()
@@ -748,7 +1012,10 @@ def uptime() -> str:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
-        "--rounds", type=int, help="rounds of each benchmark (default 5; 1 with --quick)"
+        "--rounds",
+        type=int,
+        help="rounds of each benchmark (default 7 for B1-B3, 3 for B4, 5 for B5-B6; "
+        "1 with --quick)",
     )
     parser.add_argument(
         "--quick",
@@ -758,8 +1025,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, help="where to write RESULTS.md (the plot goes beside it)"
     )
-    parser.add_argument("--only", help="a comma-separated subset, e.g. B1,B4")
+    parser.add_argument(
+        "--only", help="a comma-separated subset, e.g. B1,B4 (or ENGINE, BATCH, NOIZ)"
+    )
+    parser.add_argument(
+        "--compare",
+        help="git revisions whose SDK B1-B3 also measure, comma-separated (default: "
+        f"{BASELINE}, the SDK before the speed work, where the repository has it; "
+        "'none' for no comparison)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    parser.add_argument(
+        "--no-allocator-warmup",
+        action="store_true",
+        help="skip the 1 MiB allocation every client process makes first (shows its effect)",
+    )
     parser.add_argument("--no-profile", action="store_true", help="do not profile missed targets")
     return parser.parse_args(argv)
 
@@ -768,8 +1048,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = QUICK if args.quick else FULL
     rounds = args.rounds or sizes.rounds
-    keys = [key.strip().upper() for key in (args.only or "B1,B2,B3,B4,B5,B6").split(",")]
-    unknown = set(keys) - {"B1", "B2", "B3", "B4", "B5", "B6"}
+    everything = ["B1", "B2", "B3", "B4", "B5", "B6", *(n.upper() for n in EXTRA_MODULES)]
+    keys = [key.strip().upper() for key in (args.only or ",".join(everything)).split(",")]
+    unknown = set(keys) - set(everything)
     if unknown or rounds < 1:
         say(
             f"error: unknown benchmark {sorted(unknown)}"
@@ -785,7 +1066,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = ROOT / "benchmarks" / "RESULTS.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-    pinned = not args.no_pin and {CLIENT_CPU, SERVER_CPU} <= usable and pin_to_cpu(CLIENT_CPU)
+    pinning = Pinning(not args.no_pin and {CLIENT_CPU, SERVER_CPU} <= usable)
     load_before = uptime()
     source = sdk_source()
     started = time.monotonic()
@@ -795,10 +1076,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         workdir = Path(work)
         env = child_environment(workdir)
         lifetime = 600.0 if args.quick else 4 * 3600.0
-        with simulator(SERVER_CPU if pinned else None, lifetime, env) as server:
+        with (
+            simulator(pinning, lifetime, env) as server,
+            fast_server(pinning, sizes.b3_records, lifetime, env) as fast,
+        ):
             h = Harness(
-                server, sizes, rounds, pinned, workdir, profile=not (args.quick or args.no_profile)
+                {"simulator": server, "fast": fast},
+                sizes,
+                rounds,
+                args.rounds or sizes.client_rounds,
+                pinning,
+                workdir,
+                profile=not (args.quick or args.no_profile),
+                allocator_warmup=not args.no_allocator_warmup,
             )
+            h.compare_with(comparisons(args.compare, args.quick))
             h.seed(set(keys))
             runners: dict[str, Callable[[], Section]] = {
                 "B1": lambda: bench_b1(h),
@@ -808,10 +1100,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "B5": lambda: bench_b5(h),
                 "B6": lambda: bench_b6(h),
             }
-            sections = [runners[key]() for key in keys]
+            sections = [runners[key]() for key in keys if key in runners]
+        sections += [run_extra(name, args.quick, env) for name in extra_modules(keys)]
     elapsed = time.monotonic() - started
-    header = machine(pinned, load_before, uptime(), source)
-    header.append(f"- Rounds: {rounds}; whole run: {elapsed:.0f} s")
+    header = machine(pinning.lines(), load_before, uptime(), source)
+    header.append(allocator_note(not args.no_allocator_warmup))
+    header.append(
+        f"- Rounds: {h.client_rounds} for B1-B3, {h.b4_rounds} for B4, {rounds} for B5-B6; "
+        f"whole run: {elapsed:.0f} s"
+    )
     command = " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])])
     out.write_text(render(sections, header, smoke=args.quick, command=command))
     for section in sections:
@@ -820,4 +1117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 state = "met" if figure.met else "MISSED"
                 say(f"{section.key} {figure.label}: {figure.format(figure.median)} ({state})")
     say(f"wrote {out} in {elapsed:.0f} s")
+    failed = [section.key for section in sections if section.failed]
+    if failed:
+        say(f"failed: {', '.join(failed)} (see {out})")
+        return 1
     return 0

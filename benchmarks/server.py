@@ -1,7 +1,9 @@
 """The simulator process of the benchmarks: FakeTempolor on its own CPU, plus a control port.
 
-``python -m benchmarks.server --cpu 1`` prints one JSON line (API base URL, token, control
-URL, whether it is pinned) and serves until told to stop (``POST /stop``), until its standard
+The orchestrator pins it to its CPU before it starts (see ``run.py``).
+
+``python -m benchmarks.server`` prints one JSON line (API base URL, token, control URL, the
+CPUs it may run on) and serves until told to stop (``POST /stop``), until its standard
 input closes (the orchestrator is gone) or until ``--max-seconds`` pass, whichever is first.
 
 The control port is a second, tiny aiohttp app in the same process. The fake does not record
@@ -25,7 +27,7 @@ from aiohttp import web
 from tempolor_async import Submission
 from tempolor_async.testing import FakeTempolor
 
-from .common import PAGE_SIZE, TOKEN, pin_to_cpu
+from .common import PAGE_SIZE, TOKEN, cpus_allowed
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -112,7 +114,6 @@ async def _stdin_closed() -> None:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    pinned = pin_to_cpu(args.cpu)
     fake = FakeTempolor(
         TOKEN,
         job_duration=0.0,
@@ -127,7 +128,7 @@ async def serve(args: argparse.Namespace) -> None:
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         control_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
         info = {"base_url": fake.base_url, "token": fake.token, "control_url": control_url}
-        print(json.dumps({**info, "pinned": pinned}), flush=True)
+        print(json.dumps({**info, "cpus_allowed": cpus_allowed()}), flush=True)
         waits = [
             asyncio.ensure_future(controller.stop.wait()),
             asyncio.ensure_future(_stdin_closed()),
@@ -144,7 +145,6 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.server", description=__doc__)
-    parser.add_argument("--cpu", type=int, default=None, help="pin to this CPU if possible")
     parser.add_argument("--page-size", type=int, default=PAGE_SIZE, help="records per page")
     parser.add_argument(
         "--max-seconds", type=float, default=3600.0, help="stop after this long regardless"

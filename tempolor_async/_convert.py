@@ -109,18 +109,22 @@ def _object(value: Any) -> dict[str, Any]:
     raise _Mismatch("an object", value)
 
 
+_from_timestamp = datetime.fromtimestamp
+_UTC = timezone.utc
+
+
 def _timestamp(value: Any) -> datetime:
     """Epoch milliseconds or an ISO 8601 string, as an aware UTC datetime."""
     kind = type(value)
     try:
         if kind is int or kind is float:
-            return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+            return _from_timestamp(value / 1000, _UTC)
         if kind is str:
             text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
             moment = datetime.fromisoformat(text)
             if moment.tzinfo is None:
-                return moment.replace(tzinfo=timezone.utc)
-            return moment.astimezone(timezone.utc)
+                return moment.replace(tzinfo=_UTC)
+            return moment.astimezone(_UTC)
     except (ValueError, OverflowError, OSError):
         raise _Mismatch("a timestamp", value) from None
     raise _Mismatch("a timestamp (milliseconds or ISO 8601)", value)
@@ -205,16 +209,18 @@ def _value_hook(annotation: Any) -> ValueHook:
 
 
 def _model_hook(cls: type[Any]) -> ValueHook:
-    structure = converter.get_structure_hook(cls)
-    return lambda value: structure(value, cls)
+    converter.get_structure_hook(cls)  # generates the class's builder on first use
+    return _BUILDERS[cls]
 
 
-# Checks written inline into generated hooks: the common primitive fields cost no call.
+# Checks written inline into generated code: the common primitive fields cost no call.
 _INLINE_CHECKS = {
-    str: ("type(v) is not str", "text"),
-    bool: ("type(v) is not bool", "a boolean"),
-    float: ("type(v) is not int and type(v) is not float", "a number"),
+    str: ("type({v}) is not str", "text"),
+    bool: ("type({v}) is not bool", "a boolean"),
+    float: ("type({v}) is not int and type({v}) is not float", "a number"),
 }
+# How many key layouts of one model get code of their own; others take the generic path.
+_MAX_SHAPES = 32
 
 
 def _optional_member(annotation: Any) -> Any:
@@ -226,73 +232,168 @@ def _optional_member(annotation: Any) -> Any:
     return annotation
 
 
+class _Plan:
+    """What the generated code of one model needs: per attribute, its JSON key (None for an
+    attribute not read from JSON, "" for ``.raw``) and how to check its value."""
+
+    def __init__(self, cls: type[Any]) -> None:
+        attrs.resolve_types(cls)
+        self.cls = cls
+        self.namespace: dict[str, Any] = {
+            "_Mismatch": _Mismatch,
+            "cls": cls,
+            "_integer": _integer,
+            "_new": object.__new__,
+            "_setattr": object.__setattr__,
+        }
+        self.fields: list[tuple[str, str | None, int]] = []  # name, key, index
+        self.index: dict[str, int] = {}
+        self.types: dict[str, Any] = {}
+        template: dict[str, Any] = {}
+        json_name = _JSON_NAMES[getattr(cls, "__json_names__", "camelCase")]
+        for index, attribute in enumerate(attrs.fields(cls)):
+            self.index[attribute.name] = index
+            template[attribute.name] = None
+            if attribute.metadata.get("raw"):
+                self.fields.append((attribute.name, "", index))
+                continue
+            key = attribute.metadata.get("json", json_name(attribute.name))
+            kind = self.types[attribute.name] = _optional_member(attribute.type)
+            if key is None:  # not from JSON: its default, shared, so never a factory
+                if isinstance(attribute.default, attrs.Factory):  # type: ignore[arg-type]
+                    raise TypeError(f"{cls.__name__}.{attribute.name}: no factory defaults")
+                self.namespace[f"default{index}"] = template[attribute.name] = attribute.default
+            elif kind not in _INLINE_CHECKS and kind is not int:
+                self.namespace[f"hook{index}"] = _value_hook(attribute.type)
+            self.fields.append((attribute.name, key, index))
+        self.namespace["_template"] = template
+
+    def check(self, var: str, name: str, key: str, index: int) -> list[str]:
+        """Lines that check (and where needed convert) the value in ``var``, non-None."""
+        kind = self.types[name]
+        if kind in _INLINE_CHECKS:
+            check, expected = _INLINE_CHECKS[kind]
+            return [
+                f"    if {var} is not None and {check.format(v=var)}:",
+                f"        raise _Mismatch({expected!r}, {var}).under({key!r})",
+            ]
+        if kind is int:
+            return [
+                f"    if {var} is not None and type({var}) is not int:",
+                "        try:",
+                f"            {var} = _integer({var})",
+                "        except _Mismatch as exc:",
+                f"            raise exc.under({key!r}) from None",
+            ]
+        return [
+            f"    if {var} is not None:",
+            "        try:",
+            f"            {var} = hook{index}({var})",
+            "        except _Mismatch as exc:",
+            f"            raise exc.under({key!r}) from None",
+        ]
+
+    def instance(self, values: dict[str, str]) -> list[str]:
+        """Lines that return the instance, each attribute from the expression given."""
+        if "__slots__" in self.cls.__dict__:
+            arguments = ", ".join(f"{name}={values[name]}" for name, _, _ in self.fields)
+            return [f"    return cls({arguments})"]
+        # Every attribute is set here, so the instance can skip __init__, whose one
+        # object.__setattr__ per attribute (frozen classes) costs more than all the checks.
+        # Its __dict__ is a copy of a template holding every default (one C call), then the
+        # values read: cheaper than a dict display, which CPython builds in chunks of 16
+        # and merges, and no work at all for an attribute whose key is absent.
+        lines = ["    attributes = _template.copy()"]
+        for name, _, _ in self.fields:
+            if values[name] not in ("None", f"default{self.index[name]}"):
+                lines.append(f"    attributes[{name!r}] = {values[name]}")
+        return [
+            *lines,
+            "    instance = _new(cls)",
+            "    _setattr(instance, '__dict__', attributes)",
+            "    return instance",
+        ]
+
+    def compile(self, name: str, lines: list[str]) -> Callable[[Any], Any]:
+        namespace = dict(self.namespace)
+        exec(compile("\n".join(lines), f"<structure {self.cls.__name__}>", "exec"), namespace)
+        function: Callable[[Any], Any] = namespace[name]
+        return function
+
+    def generic(self) -> Callable[[Any], Any]:
+        """Any dict: one lookup per attribute."""
+        lines = ["def generic(data):", "    get = data.get"]
+        values: dict[str, str] = {}
+        for name, key, index in self.fields:
+            if key == "":
+                values[name] = "data"
+            elif key is None:
+                values[name] = f"default{index}"
+            else:
+                lines.append(f"    v{index} = get({key!r})")
+                lines += self.check(f"v{index}", name, key, index)
+                values[name] = f"v{index}"
+        return self.compile("generic", lines + self.instance(values))
+
+    def shaped(self, shape: tuple[str, ...]) -> Callable[[Any], Any]:
+        """A dict with exactly these keys in this order: its values are unpacked in one
+        step, and an attribute whose key is absent is None with no lookup at all."""
+        by_key = {key: (name, index) for name, key, index in self.fields if key}
+        values: dict[str, str] = {}
+        targets = []
+        checks: list[str] = []
+        for key in shape:
+            if key not in by_key:
+                targets.append("_")  # a key the model does not know
+                continue
+            name, index = by_key[key]
+            targets.append(f"v{index}")
+            checks += self.check(f"v{index}", name, key, index)
+            values[name] = f"v{index}"
+        for name, field_key, index in self.fields:
+            if field_key == "":
+                values[name] = "data"
+            elif field_key is None:
+                values[name] = f"default{index}"
+            else:
+                values.setdefault(name, "None")
+        lines = ["def shaped(data):"]
+        if targets:
+            lines.append(f"    {', '.join(targets)}, = data.values()")
+        return self.compile("shaped", lines + checks + self.instance(values))
+
+
 def _make_model_hook(cls: type[Any]) -> Callable[[Any, type[Any]], Any]:
     """The structure hook for one attrs model, generated once per class.
 
-    The code is specialised per class (as cattrs' own generated hooks are): one dict lookup
-    per attribute and, for text, booleans and numbers, an inline type check, so decoding a
-    58-field job record costs about as much as parsing its JSON.
+    The code is specialised per class (as cattrs' own generated hooks are), and further per
+    layout of keys: a service sends its records with the same keys in the same order, so
+    the code for that layout unpacks every value in one step and checks each inline (text,
+    booleans and numbers cost no call). Other layouts, past a few dozen per model, take a
+    generic path with one lookup per attribute. Both check every value strictly.
     """
-    attrs.resolve_types(cls)
-    namespace: dict[str, Any] = {
-        "_Mismatch": _Mismatch,
-        "cls": cls,
-        "_integer": _integer,
-        "_new": object.__new__,
-        "_setattr": object.__setattr__,
-    }
-    body = [
-        "def structure(data, _):",
-        "    if type(data) is not dict:",
-        "        raise _Mismatch('an object', data)",
-        "    get = data.get",
-    ]
-    arguments = []
-    json_name = _JSON_NAMES[getattr(cls, "__json_names__", "camelCase")]
-    for index, attribute in enumerate(attrs.fields(cls)):
-        if attribute.metadata.get("raw"):
-            arguments.append(f"{attribute.name}=data")
-            continue
-        key = attribute.metadata.get("json", json_name(attribute.name))
-        if key is None:  # not from JSON: its default
-            namespace[f"default{index}"] = attribute.default
-            arguments.append(f"{attribute.name}=default{index}")
-            continue
-        kind = _optional_member(attribute.type)
-        body.append(f"    v = get({key!r})")
-        if kind in _INLINE_CHECKS:
-            check, expected = _INLINE_CHECKS[kind]
-            body.append(f"    if v is not None and {check}:")
-            body.append(f"        raise _Mismatch({expected!r}, v).under({key!r})")
-        elif kind is int:
-            body.append("    if v is not None and type(v) is not int:")
-            body.append("        try:")
-            body.append("            v = _integer(v)")
-            body.append("        except _Mismatch as exc:")
-            body.append(f"            raise exc.under({key!r}) from None")
-        else:
-            namespace[f"hook{index}"] = _value_hook(attribute.type)
-            body.append("    if v is not None:")
-            body.append("        try:")
-            body.append(f"            v = hook{index}(v)")
-            body.append("        except _Mismatch as exc:")
-            body.append(f"            raise exc.under({key!r}) from None")
-        body.append(f"    {attribute.name} = v")
-        arguments.append(f"{attribute.name}={attribute.name}")
-    if "__slots__" in cls.__dict__:
-        body.append(f"    return cls({', '.join(arguments)})")
-    else:
-        # Every attribute is set here, so the instance can skip __init__, whose one
-        # object.__setattr__ per attribute (frozen classes) costs more than all the checks.
-        items = ", ".join("{!r}: {}".format(*argument.split("=", 1)) for argument in arguments)
-        body.append("    instance = _new(cls)")
-        body.append(f"    _setattr(instance, '__dict__', {{{items}}})")
-        body.append("    return instance")
-    exec(compile("\n".join(body), f"<structure {cls.__name__}>", "exec"), namespace)
-    structure: Callable[[Any, type[Any]], Any] = namespace["structure"]
-    return structure
+    plan = _Plan(cls)
+    generic = plan.generic()
+    shapes: dict[tuple[str, ...], Callable[[Any], Any]] = {}
+    get_shape = shapes.get
+    most_keys = 2 * len(plan.fields) + 32  # more keys than that get no code of their own
+
+    def build(data: Any) -> Any:
+        if type(data) is not dict:
+            raise _Mismatch("an object", data)
+        shape = tuple(data)
+        shaped = get_shape(shape)
+        if shaped is None:
+            if len(shapes) >= _MAX_SHAPES or len(shape) > most_keys:
+                return generic(data)
+            shaped = shapes[shape] = plan.shaped(shape)
+        return shaped(data)
+
+    _BUILDERS[cls] = build
+    return lambda data, _: build(data)
 
 
+_BUILDERS: dict[type[Any], ValueHook] = {}
 converter.register_structure_hook_factory(attrs.has, _make_model_hook)
 
 

@@ -14,11 +14,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import anyio
-import attrs
 from multidict import CIMultiDictProxy
 from yarl import URL
 
@@ -36,6 +35,7 @@ from ._errors import (
 from ._protocol import ApiRequest, Kind, Service
 
 logger = logging.getLogger("tempolor_async")
+_debug_enabled = logger.isEnabledFor  # cached by logging, and cleared when levels change
 
 # API responses are read up to this size, decompressed; a larger one is refused as soon as
 # the limit is passed, so memory stays bounded whatever a server sends (a gzip bomb, an
@@ -43,9 +43,8 @@ logger = logging.getLogger("tempolor_async")
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 
-@attrs.frozen
-class Reply:
-    """A success response, read whole."""
+class Reply(NamedTuple):
+    """A success response, read whole (a named tuple: the cheapest immutable record)."""
 
     status: int
     headers: Mapping[str, str]
@@ -113,16 +112,21 @@ async def _read_body(response: aiohttp.ClientResponse, method: str, path: str) -
     return bytes(body)
 
 
+_MAX_URLS = 1024  # API paths whose parsed URL is kept
+# What one attempt ended with: an answer (status, headers, body) or none.
+_Outcome = tuple[int, CIMultiDictProxy[str], bytes] | _NoResponse
+
+
 @functools.lru_cache(maxsize=8)
 def _total_timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=seconds)
 
 
-def _own_session() -> aiohttp.ClientSession:
+def _own_session(headers: Mapping[str, str] | None = None) -> aiohttp.ClientSession:
     """A session for the client's own use. aiohttp silently re-sends an idempotent request
     once after a dropped connection; our retry policy does that openly (with backoff and a
     log line), so the hidden resend is switched off, as aiohttp's own test client does."""
-    session = aiohttp.ClientSession()
+    session = aiohttp.ClientSession(headers=headers)
     if hasattr(session, "_retry_connection"):
         session._retry_connection = False
     return session
@@ -144,7 +148,20 @@ class HttpSession:
         session: aiohttp.ClientSession | None,
     ) -> None:
         self.service = service
-        self._authorization = service.authorization(token)
+        # Asked only if the service says something of its own about a status.
+        self._status_of = (
+            None if type(service).status_of is Service.status_of else service.status_of
+        )
+        # The API's headers, set once: on the client's own session as its defaults (so no
+        # request builds or merges a dict of them), or passed with each request on a
+        # caller's session, which is never changed.
+        self._api_headers = {
+            "Authorization": service.authorization(token),
+            "Accept": "application/json",
+        }
+        self._request_headers: dict[str, str] | None = (
+            None if session is None else self._api_headers
+        )
         register_secret(self, token)
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -155,6 +172,7 @@ class HttpSession:
         self._session = session
         self._owns_session = session is None
         self._media_session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
         self.closed = False
 
     # ----------------------------------------------------------- sessions
@@ -164,14 +182,15 @@ class HttpSession:
             raise TempolorError("the client is closed")
         if self._session is None:
             # Created on first use, inside the running loop, so an unused client owns nothing.
-            self._session = _own_session()
+            self._session = _own_session(self._api_headers)
         elif self._session.closed:
             raise ConfigurationError("the aiohttp session given as session= is closed")
         return self._session
 
     def _plain_session(self) -> aiohttp.ClientSession:
-        """A session that adds no Authorization header: a caller's session may carry one
-        by default, and media URLs point at a CDN, not at the API."""
+        """A session that adds no Authorization header: the client's own API session and a
+        caller's session may carry one by default, and media URLs point at a CDN, not at
+        the API."""
         session = self._api_session()
         if "Authorization" not in session.headers:
             return session
@@ -190,59 +209,92 @@ class HttpSession:
 
     # ----------------------------------------------------------- requests
 
+    def _url(self, path: str) -> URL:
+        """The URL of an API path, parsed once: a poll asks for the same path again and
+        again, and a lookup costs a tenth of parsing a new one. The cache holds the latest
+        paths only (it starts again when full), so many distinct ids cannot grow it."""
+        if len(self._urls) >= _MAX_URLS:
+            self._urls.clear()
+        url = self._urls[path] = URL(self.base_url + path)
+        return url
+
     async def send(self, request: ApiRequest, *, busy_timeout: float | None = None) -> Reply:
         """Send with the retry policy of the request's kind; return a 2xx reply or raise.
 
-        ``busy_timeout`` replaces the client's for this request (0: a 429 raises at once)."""
+        ``busy_timeout`` replaces the client's for this request (0: a 429 raises at once).
+        A first attempt that succeeds, the common case, returns at once; anything else goes
+        on to :meth:`_retry`, which decides what happens next."""
+        started = time.monotonic()
+        try:
+            status, headers, content = await self._exchange(request, 1)
+        except _NoResponse as failure:
+            # Handled outside this except block: an error raised within it would carry
+            # aiohttp's exception, and with it the request's headers, as its context.
+            outcome: _Outcome = failure
+        else:
+            if self._status_of is not None:
+                status = self._status_of(status, content)
+            if 200 <= status < 300:
+                return Reply(status, headers, content)
+            outcome = (status, headers, content)
         busy_limit = self.busy_timeout if busy_timeout is None else busy_timeout
+        return await self._retry(request, outcome, started, busy_limit)
+
+    async def _retry(
+        self, request: ApiRequest, outcome: _Outcome, started: float, busy_limit: float
+    ) -> Reply:
+        """The rest of :meth:`send`: what to do after an attempt that did not succeed (its
+        ``outcome``, begun at ``started``), and the attempts after it."""
         retries = 0
         busy_since: float | None = None
         while True:
-            started = time.monotonic()
-            attempt = retries + 1
-            try:
-                status, headers, content = await self._exchange(request, attempt)
-            except _NoResponse as failure:
-                no_response: _NoResponse | None = failure
-            else:
-                no_response = None
-            if no_response is not None:
+            if isinstance(outcome, _NoResponse):
                 upload_ok = request.upload is None or request.upload.rewindable
-                if (
+                if not (
                     retries < self.max_retries
                     and upload_ok
-                    and _protocol.should_retry_failure(request.kind, no_response.sent)
+                    and _protocol.should_retry_failure(request.kind, outcome.sent)
+                ):
+                    # Raised outside any except block, with no cause: aiohttp's exceptions
+                    # can carry the request's headers, and with them the token.
+                    raise outcome.error
+                retries += 1
+                await self._pause(request, str(outcome.error), _protocol.retry_delay(retries))
+            else:
+                status, headers, content = outcome
+                if 200 <= status < 300:
+                    return Reply(status, headers, content)
+                if status == 404 and request.method == "DELETE" and retries:
+                    # An earlier attempt may have deleted it before its answer was lost.
+                    return Reply(204, headers, b"")
+                error = self.service.error_for(
+                    status, headers, content, request.method, request.path
+                )
+                if isinstance(error, RateLimitError) and request.kind is Kind.GENERATION:
+                    busy_since = busy_since or started
+                    delay = _protocol.busy_delay(error.retry_after, floor=self.busy_retry_seconds)
+                    if time.monotonic() - busy_since + delay > busy_limit:
+                        raise error
+                elif retries < self.max_retries and _protocol.should_retry_status(
+                    request.kind, status
                 ):
                     retries += 1
-                    delay = _protocol.retry_delay(retries)
-                    await self._pause(request, str(no_response.error), delay)
-                    continue
-                # Raised outside the except block, with no cause: aiohttp's exceptions can
-                # carry the request's headers, and with them the token.
-                raise no_response.error
-            status = self.service.status_of(status, content)
-            if 200 <= status < 300:
-                return Reply(status, headers, content)
-            if status == 404 and request.method == "DELETE" and retries:
-                # An earlier attempt may have deleted it before its answer was lost.
-                return Reply(204, headers, b"")
-            error = self.service.error_for(status, headers, content, request.method, request.path)
-            if isinstance(error, RateLimitError) and request.kind is Kind.GENERATION:
-                busy_since = busy_since or started
-                delay = _protocol.busy_delay(error.retry_after, floor=self.busy_retry_seconds)
-                if time.monotonic() - busy_since + delay > busy_limit:
+                    after = error.retry_after if isinstance(error, RateLimitError) else None
+                    if after is None:
+                        after = _protocol.retry_after(headers)
+                    delay = _protocol.retry_delay(retries, after)
+                else:
                     raise error
                 await self._pause(request, f"{status} {error.message}", delay)
-                continue
-            if retries < self.max_retries and _protocol.should_retry_status(request.kind, status):
-                retries += 1
-                after = error.retry_after if isinstance(error, RateLimitError) else None
-                if after is None:
-                    after = _protocol.retry_after(headers)
-                delay = _protocol.retry_delay(retries, after)
-                await self._pause(request, f"{status} {error.message}", delay)
-                continue
-            raise error
+            started = time.monotonic()
+            try:
+                status, headers, content = await self._exchange(request, retries + 1)
+            except _NoResponse as failure:
+                outcome = failure
+            else:
+                if self._status_of is not None:
+                    status = self._status_of(status, content)
+                outcome = (status, headers, content)
 
     async def _pause(self, request: ApiRequest, reason: str, delay: float) -> None:
         logger.warning(
@@ -253,19 +305,34 @@ class HttpSession:
     async def _exchange(
         self, request: ApiRequest, attempt: int
     ) -> tuple[int, CIMultiDictProxy[str], bytes]:
-        """One attempt: send, read the whole response, log one line."""
-        session = self._api_session()
-        url = URL(self.base_url + request.path)
-        headers = {"Authorization": self._authorization, "Accept": "application/json"}
-        data: Any = None
-        timeout = self.timeout
-        if request.upload is not None:
-            data, upload_headers = request.upload.body()
-            headers.update(upload_headers)
-            timeout = self.upload_timeout
-        started = time.monotonic()
-        try:
-            async with session.request(
+        """One attempt: send, read the whole response, log one line (when DEBUG is on)."""
+        session = self._session
+        if session is None or self.closed or session.closed:
+            session = self._api_session()
+        url = self._urls.get(request.path) or self._url(request.path)
+        headers = self._request_headers
+        if (
+            request.upload is None
+            and request.json is None
+            and not request.query
+            and headers is None  # the own session: its defaults are the API's
+        ):
+            # The common case with nothing but what differs from the own session's
+            # defaults: each keyword aiohttp is given costs it work on every request.
+            context = session.request(
+                request.method,
+                url,
+                timeout=_total_timeout(self.timeout),
+                allow_redirects=False,
+            )
+        else:
+            data: Any = None
+            timeout = self.timeout
+            if request.upload is not None:
+                data, upload_headers = request.upload.body()
+                headers = {**(headers or {}), **upload_headers}
+                timeout = self.upload_timeout
+            context = session.request(
                 request.method,
                 url,
                 params=request.query or None,
@@ -275,7 +342,10 @@ class HttpSession:
                 timeout=_total_timeout(timeout),
                 raise_for_status=False,
                 allow_redirects=False,
-            ) as response:
+            )
+        started = time.monotonic()
+        try:
+            async with context as response:
                 status = response.status
                 response_headers = response.headers
                 if request.sink is not None and 200 <= status < 300:
@@ -292,12 +362,13 @@ class HttpSession:
         finally:
             if request.upload is not None:
                 request.upload.release()
-        self._log(request.method, request.path, status, started, attempt)
+        if _debug_enabled(logging.DEBUG):
+            self._log(request.method, request.path, status, started, attempt)
         return status, response_headers, content
 
     @staticmethod
     def _log(method: str, path: str, outcome: object, started: float, attempt: int) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
+        if _debug_enabled(logging.DEBUG):
             elapsed = (time.monotonic() - started) * 1000
             logger.debug(
                 "%s %s -> %s in %.1f ms (attempt %d)", method, path, outcome, elapsed, attempt

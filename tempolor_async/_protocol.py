@@ -16,9 +16,9 @@ import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from types import MappingProxyType
+from typing import Any, NamedTuple, TypeVar
 
-import attrs
 import orjson
 from yarl import URL
 
@@ -62,14 +62,17 @@ class Kind(enum.Enum):
     UPLOAD = "upload"  # a body that may be large: re-sent only if it was never sent
 
 
-@attrs.frozen
-class ApiRequest:
-    """One API call, as data: what the seam to aiohttp sends."""
+_NO_QUERY: Mapping[str, str] = MappingProxyType({})
+
+
+class ApiRequest(NamedTuple):
+    """One API call, as data: what the seam to aiohttp sends. A named tuple: immutable, and
+    the cheapest record to build, once per call."""
 
     method: str
     path: str  # under the base URL, e.g. "/music/song"
     kind: Kind = Kind.IDEMPOTENT
-    query: Mapping[str, str] = attrs.field(factory=dict)
+    query: Mapping[str, str] = _NO_QUERY
     json: Any = None
     upload: Any = None  # an _files.Upload (raw body) or _files.FormUpload (multipart)
     sink: Any = None  # async callable(response) -> bytes that consumes a 2xx body itself
@@ -117,7 +120,10 @@ def parse_json(content: bytes, method: str, path: str) -> Any:
 
 def decode(content: bytes, cls: Any, method: str, path: str) -> Any:
     """A success body as ``cls``; ResponseDecodeError if it is not the documented JSON."""
-    data = parse_json(content, method, path)
+    try:
+        data = orjson.loads(content)  # the common case, with no call in between
+    except orjson.JSONDecodeError:
+        data = parse_json(content, method, path)
     try:
         return _convert.decode(data, cls)
     except ResponseDecodeError as exc:

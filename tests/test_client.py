@@ -221,6 +221,42 @@ async def test_a_sessions_default_authorization_does_not_reach_downloads(fake, t
     assert {request.headers["Authorization"] for request in api} == {f"Bearer {fake.token}"}
 
 
+@pytest.mark.anyio
+async def test_a_callers_session_keeps_its_own_headers(fake, tmp_path):
+    """The token goes with each API request on a caller's session; nothing is added to the
+    session's own defaults, which other code may share."""
+    async with aiohttp.ClientSession(headers={"X-Caller": "mine"}) as session:
+        before = dict(session.headers)
+        async with fake.client(session=session) as client:
+            submission = await client.music.create_song("a calm piano piece")
+            fake.complete(submission.jobs[0])
+            await client.music.get(submission.jobs[0])
+            await client.music.download(submission.jobs[0], tmp_path)
+        assert dict(session.headers) == before
+        assert not session.closed
+    api = [request for request in fake.requests if not request.path.startswith("/cdn/")]
+    assert {request.headers["Authorization"] for request in api} == {f"Bearer {fake.token}"}
+    assert {request.headers["X-Caller"] for request in fake.requests} == {"mine"}
+    assert "Authorization" not in fake.requests_to("GET", "/cdn/*")[0].headers
+
+
+@pytest.mark.anyio
+async def test_the_own_session_sends_the_token_to_the_api_only(fake, tmp_path):
+    async with fake.client() as client:
+        submission = await client.music.create_song("a calm piano piece")
+        fake.complete(submission.jobs[0])
+        for _ in range(2):
+            await client.music.get(submission.jobs[0])
+        await client.music.download(submission.jobs[0], tmp_path)
+    api = [request for request in fake.requests if not request.path.startswith("/cdn/")]
+    assert len(api) == 4
+    assert {request.headers["Authorization"] for request in api} == {f"Bearer {fake.token}"}
+    assert {request.headers["Accept"] for request in api} == {"application/json"}
+    media = fake.requests_to("GET", "/cdn/*")
+    assert len(media) == 1
+    assert "Authorization" not in media[0].headers
+
+
 # ---------------------------------------------------------------- user_id
 
 

@@ -23,6 +23,7 @@ from tempolor_async import (
     RunningJob,
     ServerError,
     TempolorClient,
+    _http,
     _protocol,
 )
 from tempolor_async.testing import FakeTempolor
@@ -443,3 +444,22 @@ async def test_the_default_busy_wait_keeps_waiting(fake):
             group.cancel_scope.cancel()
     assert outcome == []  # still waiting after 0.5 s
     assert count(fake, "POST", "/music/song") == 2  # and only one try of the second
+
+
+@pytest.mark.anyio
+async def test_parsed_urls_stay_right_when_their_cache_starts_again(
+    fake: FakeTempolor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """API URLs are parsed once per path and kept in a small cache that is emptied when
+    full: every request still goes to its own path, before and after."""
+    monkeypatch.setattr(_http, "_MAX_URLS", 3)
+    async with fake.client() as client:
+        job_ids = []
+        for index in range(3):
+            submission = await client.music.create_song(f"song {index}")
+            job_ids += submission.jobs or []
+        for job_id in [*job_ids, *reversed(job_ids)]:
+            job = await client.music.get(job_id)
+            assert job.job_id == job_id
+    paths = [request.path for request in fake.requests_to("GET", "/music/*")]
+    assert paths == [f"/music/{job_id}" for job_id in [*job_ids, *reversed(job_ids)]]

@@ -39,6 +39,7 @@ from tempolor_async import (
     Submission,
     Tonality,
     VoiceClone,
+    _convert,
     _protocol,
 )
 from tempolor_async.resources import _service as tempolor_service
@@ -691,3 +692,60 @@ def test_a_decoded_record_is_the_same_as_one_built_by_its_init(text: str, cls: A
     assert attrs.evolve(decoded, raw={}) == decoded  # raw takes no part in equality
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         decoded.job_id = "changed"
+
+
+# ------------------------------------------------- key layouts and the generic path
+
+
+def _layouts(record: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """``count`` different key layouts of one record: keys left out, reordered, and an
+    unknown key added, each layout a different dict shape."""
+    keys = list(record)
+    layouts = []
+    for number in range(count):
+        chosen = [key for index, key in enumerate(keys) if (index + number) % 5]
+        chosen = chosen[number % len(chosen) :] + chosen[: number % len(chosen)]
+        layout = {key: record[key] for key in chosen}
+        layout[f"addedLater{number}"] = number
+        layouts.append(layout)
+    return layouts
+
+
+def test_every_key_layout_decodes_as_init_would_build_it() -> None:
+    """Code is generated per key layout, up to a limit, then a generic path takes over:
+    both must give what ``__init__`` gives for the same values."""
+    record = json.loads(MUSIC_JOB)
+    layouts = _layouts(record, _convert._MAX_SHAPES + 10)
+    for layout in layouts:
+        decoded = decode(json.dumps(layout), MusicJob)
+        values = {field.name: getattr(decoded, field.name) for field in attrs.fields(MusicJob)}
+        assert decoded == MusicJob(**values)
+        assert decoded.raw == layout
+        for field in attrs.fields(MusicJob):
+            key = field.metadata.get("json", _convert.camel_case(field.name))
+            if field.name != "raw" and key not in layout:
+                assert getattr(decoded, field.name) is None
+        assert decoded.job_id == layout.get("job_id")
+        assert decoded.title_en == layout.get("titleEn")
+
+
+@pytest.mark.parametrize("wrong", [("titleEn", 5), ("downloadTotal", 2.5), ("canExtend", 0)])
+def test_wrong_types_raise_on_every_key_layout(wrong: tuple[str, Any]) -> None:
+    key, value = wrong
+    record = json.loads(MUSIC_JOB)
+    for layout in _layouts(record, _convert._MAX_SHAPES + 10):
+        layout[key] = value
+        with pytest.raises(ResponseDecodeError, match=key):
+            decode(json.dumps(layout), MusicJob)
+
+
+def test_a_record_with_very_many_unknown_keys_is_decoded_all_the_same() -> None:
+    """Such a layout gets no code of its own (that would let a server make the client
+    compile without bound); the generic path checks it just as strictly."""
+    record = {**json.loads(MUSIC_JOB), **{f"extra{index}": index for index in range(500)}}
+    decoded = decode(json.dumps(record), MusicJob)
+    assert decoded.title_en == "Epic Orchestral"
+    assert decoded.raw == record
+    record["titleEn"] = 5
+    with pytest.raises(ResponseDecodeError, match="titleEn"):
+        decode(json.dumps(record), MusicJob)

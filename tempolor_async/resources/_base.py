@@ -30,7 +30,7 @@ class Resource:
 
     async def _call(self, model: Any, method: str, path: str, **options: Any) -> Any:
         """Send and decode the success body as ``model``."""
-        reply = await self._send(ApiRequest(method, path, **options))
+        reply = await self._client._http.send(ApiRequest(method, path, **options))
         return _protocol.decode(reply.content, model, method, path)
 
     def _pager(self, item: type[T], path: str, cursor: str | None, **params: Any) -> AsyncPager[T]:
@@ -39,7 +39,7 @@ class Resource:
 
         async def fetch(page_cursor: str | None) -> Page[T]:
             request = ApiRequest("GET", path, query=_protocol.query(cursor=page_cursor, **params))
-            reply = await self._send(request)
+            reply = await self._client._http.send(request)
             return decode_page(reply.content, item, "GET", path)
 
         return AsyncPager(fetch, cursor)

@@ -264,14 +264,6 @@ def names_directory(dest: str | os.PathLike[str]) -> bool:
     return Path(text).is_dir()
 
 
-def target_path(dest: str | os.PathLike[str], name: str) -> Path:
-    """The file a download writes: ``dest`` itself, or ``dest/<safe name>`` when ``dest``
-    names a folder (an existing one, or a path ending with a separator)."""
-    if names_directory(dest):
-        return Path(dest) / safe_name(name)
-    return Path(dest)
-
-
 def check_destination(dest: str | os.PathLike[str], name: str = "download") -> Path:
     """Make sure, before any request, that ``dest`` can hold the file ``name``, and return
     the path it will be written to. A folder named with a trailing separator is created

@@ -243,6 +243,15 @@ async def test_synthesize_mp3_into_a_folder_with_a_reference_sample(
     assert "voice_id" not in fields
 
 
+async def test_a_folder_where_the_speech_file_would_go_is_refused_before_sending(
+    noiz_fake, noiz, tmp_path
+):
+    (tmp_path / "speech.wav").mkdir()
+    with pytest.raises(ValidationError, match="dest"):
+        await noiz.speech.synthesize("Hello", tmp_path, voice_id="builtin-01")
+    assert noiz_fake.requests == []
+
+
 async def test_a_failed_synthesis_leaves_no_file_and_is_not_resent(noiz_fake, noiz, tmp_path):
     dest = tmp_path / "cut.wav"
     noiz_fake.inject("POST", "/text-to-speech", truncate=True)

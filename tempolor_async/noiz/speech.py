@@ -65,8 +65,7 @@ class SpeechResource(NoizResource):
         upload = None
         if reference_audio is not None:
             upload = audio_upload("reference_audio", reference_audio, content_type)
-        _files.check_destination(dest)
-        target = _files.target_path(dest, f"speech.{fmt}")
+        target = _files.check_destination(dest, f"speech.{fmt}")
         # The answer is audio (or, for an error, the JSON envelope).
         body = FormUpload(present(fields), upload, accept="audio/*, application/json")
 

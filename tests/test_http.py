@@ -399,7 +399,7 @@ async def test_busy_timeout_zero_raises_at_once_with_the_running_jobs(fake):
     ("floor", "busy_timeout", "least_requests"),
     [
         pytest.param(1.0, 0.5, 1, id="first-wait-overruns"),
-        pytest.param(0.05, 0.18, 2, id="later-wait-overruns"),
+        pytest.param(0.5, 0.8, 2, id="later-wait-overruns"),
     ],
 )
 async def test_a_busy_wait_that_would_overrun_raises_without_sleeping_it_out(

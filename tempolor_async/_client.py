@@ -286,9 +286,9 @@ class TempolorClient(BaseClient):
         retry pays again). See the README's "Batches" section.
         https://useapi.net/docs/api-tempolor-v1/post-tempolor-music-song
         """
-        from .batch import run_batch
+        from .batch import BatchRun
 
-        return await run_batch(
+        run = BatchRun(
             self,
             items,
             journal=journal,
@@ -299,6 +299,7 @@ class TempolorClient(BaseClient):
             on_event=on_event,
             retry_failed=retry_failed,
         )
+        return await run.run()
 
 
 def _check_wait_options(timeout: float | None, poll_interval: float | None) -> None:

@@ -7,7 +7,7 @@ was lost is found again instead of being paid for twice.
 
 from ._report import BatchEvent, BatchItemResult, BatchReport
 from ._requests import InstrumentalRequest, SongRequest
-from ._runner import BatchRun, account_slots, run_batch
+from ._runner import BatchRun, account_slots
 
 __all__ = [
     "BatchEvent",
@@ -17,5 +17,4 @@ __all__ = [
     "InstrumentalRequest",
     "SongRequest",
     "account_slots",
-    "run_batch",
 ]

@@ -596,29 +596,3 @@ async def _enumerate(items: BatchItems) -> AsyncIterator[tuple[int, BatchRequest
     for item in items:
         number += 1
         yield number, item
-
-
-async def run_batch(
-    client: TempolorClient,
-    items: BatchItems,
-    *,
-    journal: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str] | None = None,
-    formats: Sequence[str] = ("mp3",),
-    max_generations: int | None = None,
-    min_remaining: int | None = None,
-    on_event: EventCallback | None = None,
-    retry_failed: bool = False,
-) -> BatchReport:
-    run = BatchRun(
-        client,
-        items,
-        journal=journal,
-        out_dir=out_dir,
-        formats=formats,
-        max_generations=max_generations,
-        min_remaining=min_remaining,
-        on_event=on_event,
-        retry_failed=retry_failed,
-    )
-    return await run.run()

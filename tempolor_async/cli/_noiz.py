@@ -27,10 +27,15 @@ def add_parser(command: Command) -> None:
     voices = command("voices", cmd_noiz, "your cloned voices and the built-in ones", groups)
     actions = voices.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = command("list", cmd_noiz, "list voices", actions)
-    listing.add_argument("--type", default="custom", choices=[t.value for t in VoiceType])
+    listing.add_argument(
+        "--type",
+        default="custom",
+        choices=[t.value for t in VoiceType],
+        help="your cloned voices or the service's own (default: custom)",
+    )
     listing.add_argument("--keyword", help="search names, descriptions and labels")
     listing.add_argument("--limit", type=int, metavar="N", help="at most N voices")
-    command("get", cmd_noiz, "show one voice", actions).add_argument("id")
+    command("get", cmd_noiz, "show one voice", actions).add_argument("id", help="a voice id")
     clone = command("clone", cmd_noiz, "clone a voice from a WAV/MP3/M4A file or a URL", actions)
     source = clone.add_mutually_exclusive_group(required=True)
     source.add_argument("file", nargs="?", help="the voice sample")
@@ -38,19 +43,44 @@ def add_parser(command: Command) -> None:
     clone.add_argument("--name", dest="display_name", help="display name")
     clone.add_argument("--denoise", action="store_true", help="remove noise first")
     clone.add_argument("--language", help='language of the sample, e.g. "en"')
-    command("delete", cmd_noiz, "delete a cloned voice", actions).add_argument("id")
+    deleting = command("delete", cmd_noiz, "delete a cloned voice (a soft delete)", actions)
+    deleting.add_argument("id", help="a voice id")
     speak = command("speak", cmd_noiz, "speak text with a voice, into an audio file", groups)
-    speak.add_argument("text")
+    speak.add_argument("text", help="what to say: at most 5,000 characters")
     voice = speak.add_mutually_exclusive_group(required=True)
     voice.add_argument("--voice", dest="voice_id", metavar="ID", help="a voice id")
-    voice.add_argument("--reference", dest="reference_audio", metavar="FILE", help="a sample")
-    speak.add_argument("--out", required=True, metavar="FILE", help="where to write the audio")
+    voice.add_argument(
+        "--reference",
+        dest="reference_audio",
+        metavar="FILE",
+        help="a sample of the voice to speak with (WAV, MP3 or M4A)",
+    )
+    speak.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="the audio file to write (or a folder ending in /)",
+    )
     formats = [f.value for f in OutputFormat]
-    speak.add_argument("--format", dest="output_format", default="wav", choices=formats)
-    speak.add_argument("--speed", type=float, default=1.0)
+    speak.add_argument(
+        "--format",
+        dest="output_format",
+        default="wav",
+        choices=formats,
+        help="audio format (default: wav)",
+    )
+    speak.add_argument("--speed", type=float, default=1.0, help="speaking speed (default: 1.0)")
     for parser in (noiz, voices, speak, *actions.choices.values()):
-        parser.add_argument("--noiz-key", default=argparse.SUPPRESS, help="(default: NOIZ_API_KEY)")
-        parser.add_argument("--noiz-base-url", default=argparse.SUPPRESS, help="(NOIZ_BASE_URL)")
+        parser.add_argument(
+            "--noiz-key",
+            default=argparse.SUPPRESS,
+            help="Noiz API key (default: the NOIZ_API_KEY environment variable)",
+        )
+        parser.add_argument(
+            "--noiz-base-url",
+            default=argparse.SUPPRESS,
+            help="Noiz base URL (default: the NOIZ_BASE_URL environment variable, else https://noiz.ai/v1)",
+        )
 
 
 def _client(args: argparse.Namespace) -> NoizClient:

@@ -14,11 +14,12 @@ Records and errors go to each waiter through its memory object stream; callbacks
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,12 @@ GATE_POLL_FIRST = 1.0
 VIEW_RETRY_SECONDS = 30.0
 # Statuses of a generation that set its account aside (section 12).
 REFUSALS = (401, 402, 403)
+# Awaited right before each generation POST is sent (after its slot was granted), by the
+# task that sends it: a batch commits its intent there, so an item still queued for a slot
+# is never recorded as possibly sent. It may raise to call the send off.
+BEFORE_SEND: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar(
+    "tempolor_before_send", default=None
+)
 # Job ids name their account: user:<n>-tempolor:<user_id>-job:<itemId>.
 _ACCOUNT_OF_JOB = re.compile(r"-tempolor:(?P<user_id>.+?)-job:")
 
@@ -684,6 +691,9 @@ class Engine:
             return submission
 
     async def _post(self, path: str, body: dict[str, Any], busy_timeout: float) -> Submission:
+        before_send = BEFORE_SEND.get()
+        if before_send is not None:
+            await before_send()
         request = ApiRequest("POST", path, kind=Kind.GENERATION, json=body)
         reply = await self._client._http.send(request, busy_timeout=max(0.0, busy_timeout))
         submission: Submission = _protocol.decode(reply.content, Submission, "POST", path)

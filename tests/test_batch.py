@@ -285,6 +285,36 @@ async def test_a_dropped_request_is_looked_for_then_sent_again(
     assert report.items[0].status == "completed"
 
 
+async def test_reconciliation_never_takes_an_older_or_different_generation_for_its_own(
+    fake: FakeTempolor, tmp_path: Path
+) -> None:
+    """The answer to the item's POST is lost; two strangers asked for the same prompt: one a
+    minute before the intent, one with another model. Neither is adopted: the item is sent
+    again and keeps its own generation."""
+    fake.job_duration = 30.0
+    async with fake.client() as client:
+        older = await client.music.create_song("song", model="v3.5")
+        for job_id in older.jobs or []:
+            fake.jobs[job_id].created_ms -= 60_000
+        other_model = await client.music.create_song("song", model="v3")
+        fake.inject("POST", "/music/song", drop=True)  # never reached the handler
+        items = [SongRequest("song", key="s", model="v3.5")]
+
+        def finish_once_submitted(event: BatchEvent) -> None:
+            if event.status == "submitted":
+                for job_id in event.job_ids:
+                    fake.complete(job_id)
+
+        report = await client.run_batch(
+            items, journal=tmp_path / "j.sqlite", on_event=finish_once_submitted
+        )
+    strangers = {*(older.jobs or []), *(other_model.jobs or [])}
+    assert len(fake.submissions) == 3
+    assert sorted(report.items[0].job_ids) == sorted(fake.submissions[2])
+    assert not strangers & set(report.items[0].job_ids)
+    assert fake.requests_to("GET", "/music/")  # it looked among the records before sending
+
+
 @pytest.mark.parametrize("at_resume", ["running", "one job ended", "finished"])
 async def test_an_interrupted_send_is_reconciled_on_the_next_run(
     fake: FakeTempolor, tmp_path: Path, at_resume: str

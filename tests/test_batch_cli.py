@@ -260,20 +260,22 @@ async def test_killed_between_the_post_and_the_commit_of_its_job_ids(
     assert len(generation_posts(fake)) == 3  # only the ones never sent were sent
 
 
-async def test_killed_after_the_intent_before_anything_was_accepted(
-    fake: FakeTempolor, tmp_path: Path
-) -> None:
-    """Every slot of the account is taken, so the item waits with its intent committed and
-    nothing accepted. Killed there, the next run looks for it, finds nothing, sends it once."""
+async def test_killed_while_waiting_for_a_slot(fake: FakeTempolor, tmp_path: Path) -> None:
+    """Every slot of the account is taken, so the item waits for one with nothing sent. Its
+    intent is committed only once it has a slot, right before the POST: until then it stays
+    pending, so a stranger's generation can never be taken for it. Killed there, the next run
+    sends it once."""
     account = next(iter(fake.accounts.values()))
     account.max_jobs = 2
     fake.job_duration = 60.0
     async with fake.client() as client:
         blocker = await client.music.create_song("somebody else's song")
+    gate_reads = len(fake.requests_to("GET", "/scheduler/available"))
     write_items(tmp_path, 1)
     process = await start_batch(fake, tmp_path, "items.jsonl")
-    await wait_until(lambda: states(tmp_path / JOURNAL) == {"track-0": "submitting"})
+    await wait_until(lambda: len(fake.requests_to("GET", "/scheduler/available")) > gate_reads + 1)
     await anyio.sleep(0.3)
+    assert states(tmp_path / JOURNAL).get("track-0", "pending") == "pending"
     await kill(process)
     assert fake.submissions == [blocker.jobs]
     for job_id in blocker.jobs or []:

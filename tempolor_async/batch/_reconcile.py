@@ -6,7 +6,7 @@ item left in ``submitting`` is sent again, the batch looks for it:
 1. among the running jobs (``GET scheduler/``), by the ``replyRef`` it was sent with (an
    item with no ``reply_ref`` of its own is sent with a per-item token);
 2. among recent records (``GET music/``, newest first, per account), by type and prompt
-   (and lyrics, bpm and tonality where given), created after the intent.
+   (and model, lyrics, bpm and tonality where given), created after the intent.
 
 Job ids another item of the journal already holds are never taken twice.
 
@@ -25,8 +25,10 @@ from ._journal import ItemRecord
 if TYPE_CHECKING:
     from .._client import TempolorClient
 
-# How far before an intent a record may carry its creation time (clocks differ).
-CLOCK_MARGIN_SECONDS = 60.0
+# How far before an intent a record may carry its creation time: the intent is committed
+# right before the POST, so only a difference between this machine's clock and the
+# service's can put a generation before it.
+CLOCK_MARGIN_SECONDS = 5.0
 # Pages of GET music/ read at most per account and type.
 MAX_PAGES = 50
 
@@ -139,6 +141,10 @@ def _same_request(job: MusicJob, params: dict[str, Any]) -> bool:
     if prompt is None and material is not None:
         prompt = material.other_info
     if prompt != params.get("prompt"):
+        return False
+    model = params.get("model")
+    shown = extend.model_show_name if extend is not None else None
+    if model is not None and shown and shown.casefold() != str(model).casefold():
         return False
     lyrics = params.get("lyrics")
     if lyrics is not None and extend is not None and extend.lyrics_prompt not in (None, lyrics):

@@ -25,6 +25,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from .. import _protocol, _validation
+from .._engine import BEFORE_SEND
 from .._errors import (
     APIStatusError,
     NotFoundError,
@@ -56,6 +57,10 @@ DEFAULT_SUBMISSION_BOUND = 8
 MAX_UNANSWERED_SENDS = 3
 # Statuses an account's refusal of a generation answers with (section 12 sets it aside).
 ACCOUNT_REFUSALS = (401, 402, 403)
+
+
+class _CalledOff(Exception):
+    """Raised right before a POST to call it off: the run stopped while it waited."""
 
 
 async def account_slots(client: TempolorClient) -> dict[str, tuple[int, int]]:
@@ -385,13 +390,10 @@ class BatchRun:
         try:
             if self.stopped_reason is not None:
                 return
-            record.intent_at = time.time()
-            record.job_ids = []
-            await self._set(record, "submitting", error=None)
-            if self.stopped_reason is not None:  # stopped during the commit: nothing sent
-                await self._set(record, "pending", error=None)
-                return
             submission, error, called_off = await self._send(request, record)
+            # The intent is committed right before the POST; an item still "pending" here was
+            # never sent (called off, or refused while it waited for a slot).
+            sent = record.state == "submitting"
             if submission is not None:
                 await self._accept(record, list(submission.jobs or []), sent_now=True)
                 remain = submission.remain_num
@@ -420,8 +422,8 @@ class BatchRun:
             else:
                 # The answer is unknown (no response, a 5xx, an unreadable body, or the send
                 # was called off): look for the generation before anything else.
-                await anyio.sleep(0 if called_off else SETTLE_SECONDS)
-                found = await self._find([record])
+                await anyio.sleep(SETTLE_SECONDS if sent and not called_off else 0)
+                found = await self._find([record]) if sent else {}
                 unanswered = self._unanswered[record.key] = self._unanswered.get(record.key, 0) + 1
                 if record.key in found:
                     await self._accept(record, found[record.key], sent_now=True)
@@ -443,24 +445,41 @@ class BatchRun:
     async def _send(
         self, request: BatchRequest, record: ItemRecord
     ) -> tuple[Submission | None, TempolorError | None, bool]:
-        """Send the generation (its intent is committed). Returns the submission, or the
-        error, and whether a stop called the send off."""
+        """Send the generation, committing its intent once the capacity gate has a slot for
+        it, right before the POST. Returns the submission, or the error, and whether a stop
+        called the send off."""
         parameters = request.parameters()
         parameters["reply_ref"] = record.reply_ref
+
+        async def commit_intent() -> None:
+            if self.stopped_reason is not None:
+                raise _CalledOff
+            record.intent_at = time.time()
+            record.job_ids = []
+            await self._set(record, "submitting", error=None)
+            if self.stopped_reason is not None:  # stopped during the commit: nothing sent
+                await self._set(record, "pending", error=None)
+                raise _CalledOff
+
         submission: Submission | None = None
         error: TempolorError | None = None
+        called_off = False
         with anyio.CancelScope() as scope:
             self._sends.add(scope)
+            hook = BEFORE_SEND.set(commit_intent)
             try:
                 if isinstance(request, SongRequest):
                     submission = await self._client.music.create_song(**parameters)
                 else:
                     submission = await self._client.music.create_instrumental(**parameters)
+            except _CalledOff:
+                called_off = True
             except TempolorError as exc:
                 error = exc
             finally:
+                BEFORE_SEND.reset(hook)
                 self._sends.discard(scope)
-        return submission, error, scope.cancelled_caught
+        return submission, error, called_off or scope.cancelled_caught
 
     async def _accept(self, record: ItemRecord, job_ids: list[str], *, sent_now: bool) -> None:
         record.job_ids = job_ids

@@ -40,7 +40,8 @@ class TempolorClient(BaseClient):
       variable. Neither raises :class:`ConfigurationError`. It never appears in a message,
       a log line or a repr.
     - ``user_id``: the default account for every call (each method also takes
-      ``user_id=``); default None, and the API picks the account.
+      ``user_id=``); default None: a generation goes to the account with the most free
+      slots (see ``capacity_aware``), and other calls leave the choice to the API.
     - ``base_url``: default: the ``TEMPOLOR_BASE_URL`` environment variable, else
       ``https://api.useapi.net/v1/tempolor`` (point it at ``FakeTempolor`` for tests).
     - ``timeout``: seconds per HTTP request (60); for downloads, the longest silence

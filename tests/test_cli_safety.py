@@ -55,6 +55,7 @@ async def test_stems_out_is_always_a_folder(
     run = await tempolor("stems", "track.wav", "--out", folder, "--json", fake=fake, cwd=tmp_path)
     assert run.code == 0, run.stderr
     (written,) = run.json()["files"]
+    assert written["source"] == "track.wav"  # the file it was given, not a job id
     path = Path(written["path"])
     assert (tmp_path / path).parent == tmp_path / "stems"
     check_media(tmp_path / path)

@@ -22,7 +22,7 @@ from .._client import TempolorClient
 from .._errors import ConfigurationError, ResponseDecodeError, TempolorError, ValidationError
 from .._models import Account, FileFormat, MusicJob, MusicType, Submission
 from . import _noiz
-from ._output import Output, human_size
+from ._output import Output, human_size, positive_int
 
 Handler = Callable[[argparse.Namespace, Output], Coroutine[Any, Any, int]]
 TOKEN_HELP = "API token (default: the USEAPI_TOKEN environment variable)"
@@ -139,16 +139,19 @@ async def _download_jobs(
     return written
 
 
-def _file_entry(job_id: str | None, fmt: str, path: Path) -> dict[str, Any]:
-    return {"job_id": job_id, "format": fmt, "path": str(path), "bytes": path.stat().st_size}
+def _file_entry(
+    origin: str | None, fmt: str, path: Path, *, origin_is: str = "job_id"
+) -> dict[str, Any]:
+    """One file written: what it came from (a job id, or the file a command was given)."""
+    return {origin_is: origin, "format": fmt, "path": str(path), "bytes": path.stat().st_size}
 
 
-def _show_files(out: Output, files: list[dict[str, Any]]) -> None:
+def _show_files(out: Output, files: list[dict[str, Any]], origin_is: str = "job_id") -> None:
     if out.as_json:
         out.json({"files": files})
         return
-    rows = [[f["job_id"], f["format"], f["path"], human_size(f["bytes"])] for f in files]
-    out.table(["job_id", "format", "path", "size"], rows)
+    rows = [[f[origin_is], f["format"], f["path"], human_size(f["bytes"])] for f in files]
+    out.table([origin_is, "format", "path", "size"], rows)
 
 
 # ----------------------------------------------------------------- commands
@@ -309,7 +312,9 @@ async def cmd_midi(args: argparse.Namespace, out: Output) -> int:
             rows = [[m.midi_item_id, m.name, m.midi_url] for m in files]
             return _listing(out, [m.raw for m in files], ["midi_item_id", "name", "url"], rows)
         if args.action == "upload":
-            upload = await client.midi.upload(args.file, name=args.name)
+            upload = await client.midi.upload(
+                args.file, name=args.name, content_type=args.content_type
+            )
             midi_id = upload.midi.midi_item_id if upload.midi else None
             return _listing(out, upload.raw, ["midi_item_id", "name"], [[midi_id, args.name]])
         await client.midi.delete(args.id)
@@ -331,7 +336,7 @@ async def cmd_stems(args: argparse.Namespace, out: Output) -> int:
             raise ResponseDecodeError(
                 f"unusable stems_zip_url: {exc}", method="POST", path="/music/stems-splitter/"
             ) from None
-    _show_files(out, [_file_entry(split.title, "stems", path)])
+    _show_files(out, [_file_entry(args.file, "stems", path, origin_is="source")], "source")
     return 0
 
 
@@ -393,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--user-id",
         default=argparse.SUPPRESS,
-        help="account to act for (default: none, and the API picks one)",
+        help="account to act for (default: none; a generation goes to the freest account)",
     )
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
@@ -431,14 +436,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     for kind, article in (("song", "a"), ("instrumental", "an")):
         gen = command(kind, cmd_generate, f"generate {article} {kind}")
-        gen.add_argument("prompt")
+        gen.add_argument("prompt", help="what to generate: at most 2,000 characters")
         gen.add_argument("--model", help="model name (default: the service's default)")
         if kind == "song":
-            gen.add_argument("--lyrics-file", metavar="FILE", type=_text_file, help="lyrics")
+            gen.add_argument(
+                "--lyrics-file",
+                metavar="FILE",
+                type=_text_file,
+                help="a text file with the song's lyrics (at most 3,000 characters)",
+            )
             voice = gen.add_mutually_exclusive_group()
-            voice.add_argument("--artist-voice", metavar="ID")
-            voice.add_argument("--cloned-voice", metavar="ID")
-            voice.add_argument("--midi", metavar="ID")
+            voice.add_argument(
+                "--artist-voice",
+                metavar="ID",
+                help="sing with an artist voice (tempolor voices artist)",
+            )
+            voice.add_argument(
+                "--cloned-voice",
+                metavar="ID",
+                help="sing with a cloned voice (tempolor voices cloned)",
+            )
+            voice.add_argument(
+                "--midi", metavar="ID", help="follow an uploaded MIDI file (tempolor midi list)"
+            )
         else:
             gen.add_argument("--bpm", type=int, help="tempo, 50 to 190")
             gen.add_argument("--tonality", metavar="KEY", help="e.g. C:major, F#:minor")
@@ -453,12 +473,12 @@ def build_parser() -> argparse.ArgumentParser:
         _poll_option(gen)
 
     status = command("status", cmd_status, "show a job's record")
-    status.add_argument("job_id")
+    status.add_argument("job_id", help="a job id, as printed when it was submitted")
     wait = command("wait", cmd_wait, "wait until jobs are final")
     wait.add_argument("job_ids", nargs="+", metavar="JOB_ID")
     _poll_option(wait)
     download = command("download", cmd_download, "download a finished job")
-    download.add_argument("job_id")
+    download.add_argument("job_id", help="a completed job's id")
     _format_option(download)
     download.add_argument(
         "--out",
@@ -481,8 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     _limit_option(command("artist", cmd_voices, "list artist voices", voice_actions))
     _limit_option(command("cloned", cmd_voices, "list cloned voices", voice_actions))
     clone = command("clone", cmd_voices, "clone a voice from an audio file", voice_actions)
-    clone.add_argument("file")
-    clone.add_argument("--name", required=True)
+    clone.add_argument("file", help="a sample of the voice: .m4a, .mp3, .wav or .flac")
+    clone.add_argument("--name", required=True, help="a name for the voice (required)")
     _content_type_option(clone)
     command("delete", cmd_voices, "delete a cloned voice", voice_actions).add_argument("id")
 
@@ -490,12 +510,17 @@ def build_parser() -> argparse.ArgumentParser:
     midi_actions = midi.add_subparsers(dest="action", required=True, metavar="ACTION")
     _limit_option(command("list", cmd_midi, "list MIDI files", midi_actions))
     upload = command("upload", cmd_midi, "upload a MIDI file", midi_actions)
-    upload.add_argument("file")
-    upload.add_argument("--name", required=True)
+    upload.add_argument("file", help="a .mid or .midi file")
+    upload.add_argument("--name", required=True, help="a name for it (required)")
+    upload.add_argument(
+        "--content-type",
+        metavar="TYPE",
+        help="audio/midi or audio/x-midi (default: from the file's extension, else audio/midi)",
+    )
     command("delete", cmd_midi, "delete a MIDI file", midi_actions).add_argument("id")
 
     stems = command("stems", cmd_stems, "split an audio file into stems and download them")
-    stems.add_argument("file")
+    stems.add_argument("file", help="the audio file to split: .m4a, .mp3, .wav or .flac")
     stems.add_argument(
         "--out",
         default=".",
@@ -518,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.add_argument(
         "--max-jobs",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="jobs the account may run at once (default: the service's)",
     )
@@ -529,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("list", cmd_scheduler, "list running jobs", scheduler_actions)
     command("available", cmd_scheduler, "free slots per account", scheduler_actions)
     cancel = command("cancel", cmd_scheduler, "stop tracking a job", scheduler_actions)
-    cancel.add_argument("job_id")
+    cancel.add_argument("job_id", help="the job to stop tracking")
 
     from ..testing.__main__ import add_options
 
@@ -567,16 +592,6 @@ def _request_params_file(path: str) -> dict[str, Any]:
     return params
 
 
-def _positive_int(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
-    return number
-
-
 def _positive_seconds(text: str) -> float:
     try:
         seconds = float(text)
@@ -607,7 +622,7 @@ def _poll_option(parser: argparse.ArgumentParser) -> None:
 
 def _limit_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--limit", type=_positive_int, metavar="N", help="at most N items (default: all)"
+        "--limit", type=positive_int, metavar="N", help="at most N items (default: all)"
     )
 
 

@@ -14,10 +14,11 @@ from typing import Any
 
 from .._errors import ConfigurationError
 from ..noiz import NoizClient, OutputFormat, VoiceType
-from ._output import Output, human_size
+from ._output import Output, human_size, positive_int
 
 Command = Callable[..., argparse.ArgumentParser]
 VOICE_COLUMNS = ["voice_id", "name", "type", "labels"]
+AUDIO_TYPE_HELP = "the sample's type, e.g. audio/mpeg (default: from the file's extension)"
 
 
 def add_parser(command: Command) -> None:
@@ -34,7 +35,9 @@ def add_parser(command: Command) -> None:
         help="your cloned voices or the service's own (default: custom)",
     )
     listing.add_argument("--keyword", help="search names, descriptions and labels")
-    listing.add_argument("--limit", type=int, metavar="N", help="at most N voices")
+    listing.add_argument(
+        "--limit", type=positive_int, metavar="N", help="at most N voices (default: all)"
+    )
     command("get", cmd_noiz, "show one voice", actions).add_argument("id", help="a voice id")
     clone = command("clone", cmd_noiz, "clone a voice from a WAV/MP3/M4A file or a URL", actions)
     source = clone.add_mutually_exclusive_group(required=True)
@@ -43,6 +46,7 @@ def add_parser(command: Command) -> None:
     clone.add_argument("--name", dest="display_name", help="display name")
     clone.add_argument("--denoise", action="store_true", help="remove noise first")
     clone.add_argument("--language", help='language of the sample, e.g. "en"')
+    clone.add_argument("--content-type", metavar="TYPE", help=AUDIO_TYPE_HELP)
     deleting = command("delete", cmd_noiz, "delete a cloned voice (a soft delete)", actions)
     deleting.add_argument("id", help="a voice id")
     speak = command("speak", cmd_noiz, "speak text with a voice, into an audio file", groups)
@@ -70,6 +74,7 @@ def add_parser(command: Command) -> None:
         help="audio format (default: wav)",
     )
     speak.add_argument("--speed", type=float, default=1.0, help="speaking speed (default: 1.0)")
+    speak.add_argument("--content-type", metavar="TYPE", help=AUDIO_TYPE_HELP)
     for parser in (noiz, voices, speak, *actions.choices.values()):
         parser.add_argument(
             "--noiz-key",
@@ -114,7 +119,9 @@ async def cmd_noiz(args: argparse.Namespace, out: Output) -> int:
             )
         if args.action == "clone":
             with _busy(out, "Cloning the voice"):
-                options = _options(args, "url", "display_name", "denoise", "language")
+                options = _options(
+                    args, "url", "display_name", "denoise", "language", "content_type"
+                )
                 clone = await noiz.voices.clone(args.file, **options)
             row = [clone.voice_id, clone.voice_display_name, clone.duration, clone.language]
             return _show(out, clone.raw, ["voice_id", "name", "seconds", "language"], [row])
@@ -125,7 +132,9 @@ async def cmd_noiz(args: argparse.Namespace, out: Output) -> int:
 
 async def _speak(noiz: NoizClient, args: argparse.Namespace, out: Output) -> int:
     with _busy(out, "Speaking"):
-        options = _options(args, "voice_id", "reference_audio", "output_format", "speed")
+        options = _options(
+            args, "voice_id", "reference_audio", "output_format", "speed", "content_type"
+        )
         speech = await noiz.speech.synthesize(args.text, args.out, **options)
     size = speech.path.stat().st_size
     if out.as_json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import AsyncGenerator, Iterable, Sequence
 from contextlib import aclosing
@@ -306,5 +307,5 @@ class TempolorClient(BaseClient):
 def _check_wait_options(timeout: float | None, poll_interval: float | None) -> None:
     if timeout is not None and not timeout > 0:
         raise ValidationError("timeout", "must be positive seconds, or None")
-    if poll_interval is not None and not poll_interval > 0:
-        raise ValidationError("poll_interval", "must be positive seconds, or None")
+    if poll_interval is not None and not 0 < poll_interval < math.inf:
+        raise ValidationError("poll_interval", "must be a positive, finite number of seconds")

@@ -294,3 +294,21 @@ async def test_poll_interval_none_uses_the_adaptive_schedule(client, fake, monke
     assert (await client.await_job(job_id)).is_completed
     await client.await_job(job_id, poll_interval=0.5)
     assert asked == [None, 0.5]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("poll_interval", 0),
+        ("poll_interval", -1.0),
+        ("poll_interval", float("inf")),
+        ("poll_interval", float("nan")),
+        ("timeout", 0),
+        ("timeout", -5.0),
+    ],
+)
+async def test_a_wait_with_an_unusable_option_is_refused_before_polling(fake, option, value):
+    async with fake.client() as client:
+        with pytest.raises(ValidationError, match=option):
+            await client.await_job("user:1-tempolor:u-job:abc", **{option: value})
+    assert fake.requests == []

@@ -24,8 +24,8 @@ STATUSES: tuple[Status, ...] = (
 
 
 @attrs.frozen
-class BatchEvent:
-    """An item changed state (passed to ``run_batch(on_event=...)``)."""
+class _ItemState:
+    """An item's key, status, jobs, files written and error: what events and results share."""
 
     key: str
     status: Status
@@ -35,14 +35,13 @@ class BatchEvent:
 
 
 @attrs.frozen
-class BatchItemResult:
-    """Where one item of the run stands: its jobs, the files written for it, its error."""
+class BatchEvent(_ItemState):
+    """An item changed state (passed to ``run_batch(on_event=...)``)."""
 
-    key: str
-    status: Status
-    job_ids: tuple[str, ...] = ()
-    files: tuple[Path, ...] = ()
-    error: str | None = None
+
+@attrs.frozen
+class BatchItemResult(_ItemState):
+    """Where one item of the run stands: its jobs, the files written for it, its error."""
 
 
 @attrs.frozen

@@ -37,6 +37,9 @@ What is Noiz's (``tempolor_async.noiz``)::
     testing/noiz/     FakeNoiz
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._callbacks import CallbackReceiver
 from ._client import TempolorClient
 from ._errors import (
@@ -81,7 +84,33 @@ from ._models import (
     VoiceClone,
 )
 from ._pagination import AsyncPager, Page
-from .batch import BatchEvent, BatchItemResult, BatchReport, InstrumentalRequest, SongRequest
+
+if TYPE_CHECKING:
+    from .batch import BatchEvent, BatchItemResult, BatchReport, InstrumentalRequest, SongRequest
+
+# Names loaded on first use (PEP 562), so that ``import tempolor_async`` does not load what
+# only some programs need: batches bring sqlite3 and the journal.
+_LAZY = {
+    "BatchEvent": ".batch",
+    "BatchItemResult": ".batch",
+    "BatchReport": ".batch",
+    "InstrumentalRequest": ".batch",
+    "SongRequest": ".batch",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __version__ = "0.1.0"
 

@@ -24,15 +24,18 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from aiohttp import web
-
 from . import _convert, _protocol, _validation
 from ._errors import ConfigurationError, ResponseDecodeError, ValidationError
 from ._models import MusicJob
 from ._polling import notify
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from ._engine import Engine
+
+# aiohttp.web (a server) is imported where it is used, not with the package: an application
+# that never receives callbacks, or receives them through ASGI, does not pay for loading it.
 
 logger = logging.getLogger("tempolor_async")
 
@@ -165,6 +168,8 @@ class CallbackReceiver:
         except _Refused as refused:
             logger.debug("callback refused with %d", refused.status)
             return _plain_response(refused.status)
+        from aiohttp import web
+
         response = web.Response(status=204)
         await response.prepare(request)
         await response.write_eof()
@@ -213,6 +218,8 @@ class CallbackReceiver:
         """Serve callbacks at ``http://host:port/<secret>`` for the duration of the block;
         yields the reply URL base (the secret excluded). With no ``public_url`` given, the
         served URL becomes it while the server runs."""
+        from aiohttp import web
+
         app = web.Application()
         app.router.add_route("*", "/{secret}", self.aiohttp_handler)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
@@ -249,6 +256,8 @@ def _check_public_url(url: str) -> str:
 
 
 def _plain_response(status: int) -> web.Response:
+    from aiohttp import web
+
     headers = {"Allow": "POST"} if status == 405 else None
     return web.Response(status=status, headers=headers)
 

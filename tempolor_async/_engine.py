@@ -24,8 +24,6 @@ from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import _protocol
 from ._errors import (
@@ -41,6 +39,9 @@ from ._polling import Delivery, RateLimiter, matched
 from ._protocol import ApiRequest, Kind
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
     from ._client import TempolorClient
 
 logger = logging.getLogger("tempolor_async")

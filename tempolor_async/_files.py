@@ -23,8 +23,6 @@ from typing import IO, Any, Union
 
 import aiohttp
 import anyio
-import anyio.lowlevel
-import anyio.to_thread
 
 from . import _protocol, _validation
 from ._errors import ValidationError

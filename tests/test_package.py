@@ -57,6 +57,9 @@ async def test_callback_receiver_serves_with_aiohttp_web_loaded_on_use() -> None
     import aiohttp
 
     receiver = tempolor_async.CallbackReceiver()
-    async with receiver.serve() as url, aiohttp.ClientSession() as session:
-        async with session.post(f"{url}/not-the-secret", data=b"{}") as response:
-            assert response.status == 404
+    async with (
+        receiver.serve() as url,
+        aiohttp.ClientSession() as session,
+        session.post(f"{url}/not-the-secret", data=b"{}") as response,
+    ):
+        assert response.status == 404

@@ -37,12 +37,14 @@ class RawApi:
         return await self._get_json(f"{self._base_url}/music/{job_id}")
 
     async def walk(self) -> int:
-        """Follow ``hasNext``/``cursor`` through every page of songs; count the records."""
+        """Follow ``hasNext``/``cursor`` through every page of songs; count the records one
+        by one (the SDK side yields each record, so this side visits each too)."""
         count = 0
         params = {"type": "song"}
         for _ in range(MAX_PAGES):
             page = await self._get_json(f"{self._base_url}/music/", params)
-            count += len(page["records"])
+            for _ in page["records"]:  # every record visited, as the SDK's walk does
+                count += 1
             if not page.get("hasNext") or not page.get("cursor"):
                 return count
             params = {"type": "song", "cursor": page["cursor"]}

@@ -130,13 +130,21 @@ def _timestamp(value: Any) -> datetime:
     raise _Mismatch("a timestamp (milliseconds or ISO 8601)", value)
 
 
-def _is_int_enum(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, enum.IntEnum)
+def _open_enum_members(annotation: Any) -> dict[int, enum.IntEnum] | None:
+    """For ``SomeIntEnum | int`` (an open enum, as ``JobStatus``): its members by value."""
+    if typing.get_origin(annotation) not in (Union, types.UnionType):
+        return None
+    members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+    if len(members) != 2 or int not in members:
+        return None
+    kind = members[1] if members[0] is int else members[0]
+    if not (isinstance(kind, type) and issubclass(kind, enum.IntEnum)):
+        return None
+    return {member.value: member for member in kind}
 
 
-def _open_enum(members: type[enum.IntEnum]) -> ValueHook:
+def _open_enum(known: dict[int, enum.IntEnum]) -> ValueHook:
     """A number as its member where the enum knows it, else the plain int (``JobStatus``)."""
-    known = {member.value: member for member in members}
 
     def structure_open_enum(value: Any) -> enum.IntEnum | int:
         number = _integer(value)
@@ -158,6 +166,31 @@ def _list_of(item: ValueHook) -> ValueHook:
         return result
 
     return structure_list
+
+
+def _model_list_of(cls: type[Any]) -> ValueHook:
+    """A list of models (a page of records): each element in a key layout seen before goes
+    to its code at once. Where one fails, the list is walked again to name its index."""
+    build = _model_hook(cls)
+    get_shape = _SHAPES_GET[cls]
+
+    def structure_model_list(value: Any) -> list[Any]:
+        if type(value) is not list:
+            raise _Mismatch("a list", value)
+        try:
+            return [
+                ((type(element) is dict and get_shape(tuple(element))) or build)(element)
+                for element in value
+            ]
+        except _Mismatch:
+            for index, element in enumerate(value):
+                try:
+                    build(element)
+                except _Mismatch as exc:
+                    raise exc.under(index) from None
+            raise
+
+    return structure_model_list
 
 
 def _dict_of(item: ValueHook) -> ValueHook:
@@ -188,15 +221,18 @@ def _value_hook(annotation: Any) -> ValueHook:
     """How to check and build one attribute's value from its JSON."""
     origin = typing.get_origin(annotation)
     if origin is Union or origin is types.UnionType:
+        known = _open_enum_members(annotation)
+        if known is not None:
+            return _open_enum(known)
         members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-        enums = [member for member in members if member is not int]
-        if len(members) == 2 and int in members and _is_int_enum(enums[0]):
-            return _open_enum(enums[0])
         if len(members) == 1:
             return _value_hook(members[0])
         raise TypeError(f"unsupported union {annotation!r}")
     if origin is list:
-        return _list_of(_value_hook(typing.get_args(annotation)[0]))
+        item = typing.get_args(annotation)[0]
+        if attrs.has(item):
+            return _model_list_of(item)
+        return _list_of(_value_hook(item))
     if origin is dict:
         if typing.get_args(annotation)[1] is Any:
             return _object  # any JSON object as it is: nothing to check inside
@@ -219,6 +255,8 @@ _INLINE_CHECKS = {
     bool: ("type({v}) is not bool", "a boolean"),
     float: ("type({v}) is not int and type({v}) is not float", "a number"),
 }
+# Errors a timestamp of the wrong size raises in datetime.fromtimestamp.
+_TIMESTAMP_ERRORS = (ValueError, OverflowError, OSError)
 # How many key layouts of one model get code of their own; others take the generic path.
 _MAX_SHAPES = 32
 
@@ -269,29 +307,57 @@ class _Plan:
         self.namespace["_template"] = template
 
     def check(self, var: str, name: str, key: str, index: int) -> list[str]:
-        """Lines that check (and where needed convert) the value in ``var``, non-None."""
+        """Lines that check (and where needed convert) the value in ``var``: None passes.
+
+        The type test comes first, so a value of the right type, the common case, is
+        decided by one comparison; the usual form of the values that need converting
+        (epoch milliseconds, a known enum number, a nested object) is converted inline,
+        and anything else goes to the attribute's hook, which converts or raises."""
         kind = self.types[name]
         if kind in _INLINE_CHECKS:
             check, expected = _INLINE_CHECKS[kind]
             return [
-                f"    if {var} is not None and {check.format(v=var)}:",
+                f"    if {check.format(v=var)} and {var} is not None:",
                 f"        raise _Mismatch({expected!r}, {var}).under({key!r})",
             ]
-        if kind is int:
-            return [
-                f"    if {var} is not None and type({var}) is not int:",
-                "        try:",
-                f"            {var} = _integer({var})",
-                "        except _Mismatch as exc:",
-                f"            raise exc.under({key!r}) from None",
-            ]
-        return [
-            f"    if {var} is not None:",
+        hook = "_integer" if kind is int else f"hook{index}"
+        fallback = [
             "        try:",
-            f"            {var} = hook{index}({var})",
+            f"            {var} = {hook}({var})",
             "        except _Mismatch as exc:",
             f"            raise exc.under({key!r}) from None",
         ]
+        if kind is int:
+            return [f"    if type({var}) is not int and {var} is not None:", *fallback]
+        if kind is datetime:
+            self.namespace.update(_from_timestamp=_from_timestamp, _UTC=_UTC)
+            self.namespace["_TIMESTAMP_ERRORS"] = _TIMESTAMP_ERRORS
+            return [
+                f"    if type({var}) is int:",
+                "        try:",
+                f"            {var} = _from_timestamp({var} / 1000, _UTC)",
+                "        except _TIMESTAMP_ERRORS:",
+                f"            raise _Mismatch('a timestamp', {var}).under({key!r}) from None",
+                f"    elif {var} is not None:",
+                *fallback,
+            ]
+        members = _open_enum_members(kind)
+        if members is not None:
+            self.namespace[f"members{index}"] = members
+            return [
+                f"    if type({var}) is int:",
+                f"        {var} = members{index}.get({var}, {var})",
+                f"    elif {var} is not None:",
+                *fallback,
+            ]
+        if attrs.has(kind):
+            # A nested model in a key layout seen before: its code at once, no dispatch.
+            self.namespace[f"shapes{index}"] = _SHAPES_GET[kind]
+            fallback[1] = (
+                f"            {var} = ((type({var}) is dict and shapes{index}(tuple({var})))"
+                f" or hook{index})({var})"
+            )
+        return [f"    if {var} is not None:", *fallback]
 
     def instance(self, values: dict[str, str]) -> list[str]:
         """Lines that return the instance, each attribute from the expression given."""
@@ -390,10 +456,13 @@ def _make_model_hook(cls: type[Any]) -> Callable[[Any, type[Any]], Any]:
         return shaped(data)
 
     _BUILDERS[cls] = build
+    _SHAPES_GET[cls] = get_shape
     return lambda data, _: build(data)
 
 
 _BUILDERS: dict[type[Any], ValueHook] = {}
+# Per model, the code generated for each key layout seen so far, by layout.
+_SHAPES_GET: dict[type[Any], Callable[[tuple[str, ...]], Callable[[Any], Any] | None]] = {}
 converter.register_structure_hook_factory(attrs.has, _make_model_hook)
 
 

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import aiohttp
 import anyio
+from aiohttp import hdrs
 from multidict import CIMultiDictProxy
 from yarl import URL
 
@@ -41,6 +42,8 @@ _debug_enabled = logger.isEnabledFor  # cached by logging, and cleared when leve
 # the limit is passed, so memory stays bounded whatever a server sends (a gzip bomb, an
 # endless chunked body). The largest documented answer is a few hundred kilobytes.
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+_CONTENT_LENGTH = hdrs.CONTENT_LENGTH  # case-insensitive keys, ready for lookups
+_CONTENT_ENCODING = hdrs.CONTENT_ENCODING
 
 
 class Reply(NamedTuple):
@@ -90,15 +93,21 @@ def _no_response(exc: BaseException, method: str, path: str) -> _NoResponse:
     return _NoResponse(APIConnectionError(text, method=method, path=path), True)
 
 
+def _fits(headers: CIMultiDictProxy[str]) -> bool:
+    """Whether a body can be read whole at once: its declared size is within the limit and
+    is the size read (no compression); aiohttp then stops reading at Content-Length."""
+    declared = headers.get(_CONTENT_LENGTH)
+    return (
+        declared is not None
+        and int(declared) <= MAX_RESPONSE_BYTES  # aiohttp's parser checked it is a number
+        and _CONTENT_ENCODING not in headers
+    )
+
+
 async def _read_body(response: aiohttp.ClientResponse, method: str, path: str) -> bytes:
     """The whole body, up to MAX_RESPONSE_BYTES decompressed; ResponseDecodeError beyond."""
-    declared = response.content_length
-    if (
-        declared is not None
-        and declared <= MAX_RESPONSE_BYTES
-        and not response.headers.get("Content-Encoding")
-    ):
-        return await response.read()  # aiohttp stops at Content-Length
+    if _fits(response.headers):
+        return await response.read()
     body = bytearray()
     async for chunk in response.content.iter_any():
         body += chunk
@@ -122,11 +131,16 @@ def _total_timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=seconds)
 
 
-def _own_session(headers: Mapping[str, str] | None = None) -> aiohttp.ClientSession:
+def _own_session(
+    headers: Mapping[str, str] | None = None, timeout: float | None = None
+) -> aiohttp.ClientSession:
     """A session for the client's own use. aiohttp silently re-sends an idempotent request
     once after a dropped connection; our retry policy does that openly (with backoff and a
     log line), so the hidden resend is switched off, as aiohttp's own test client does."""
-    session = aiohttp.ClientSession(headers=headers)
+    if timeout is None:
+        session = aiohttp.ClientSession(headers=headers)
+    else:
+        session = aiohttp.ClientSession(headers=headers, timeout=_total_timeout(timeout))
     if hasattr(session, "_retry_connection"):
         session._retry_connection = False
     return session
@@ -182,7 +196,7 @@ class HttpSession:
             raise TempolorError("the client is closed")
         if self._session is None:
             # Created on first use, inside the running loop, so an unused client owns nothing.
-            self._session = _own_session(self._api_headers)
+            self._session = _own_session(self._api_headers, self.timeout)
         elif self._session.closed:
             raise ConfigurationError("the aiohttp session given as session= is closed")
         return self._session
@@ -226,7 +240,7 @@ class HttpSession:
         on to :meth:`_retry`, which decides what happens next."""
         started = time.monotonic()
         try:
-            status, headers, content = await self._exchange(request, 1)
+            status, headers, content = await self._exchange(request, 1, started)
         except _NoResponse as failure:
             # Handled outside this except block: an error raised within it would carry
             # aiohttp's exception, and with it the request's headers, as its context.
@@ -288,7 +302,7 @@ class HttpSession:
                 await self._pause(request, f"{status} {error.message}", delay)
             started = time.monotonic()
             try:
-                status, headers, content = await self._exchange(request, retries + 1)
+                status, headers, content = await self._exchange(request, retries + 1, started)
             except _NoResponse as failure:
                 outcome = failure
             else:
@@ -303,13 +317,16 @@ class HttpSession:
         await anyio.sleep(delay)
 
     async def _exchange(
-        self, request: ApiRequest, attempt: int
+        self, request: ApiRequest, attempt: int, started: float
     ) -> tuple[int, CIMultiDictProxy[str], bytes]:
-        """One attempt: send, read the whole response, log one line (when DEBUG is on)."""
+        """One attempt (begun at ``started``, by the monotonic clock): send, read the whole
+        response, log one line (when DEBUG is on)."""
         session = self._session
-        if session is None or self.closed or session.closed:
-            session = self._api_session()
-        url = self._urls.get(request.path) or self._url(request.path)
+        if session is None or self.closed or (not self._owns_session and session.closed):
+            session = self._api_session()  # creates the own session, or raises
+        url = self._urls.get(request.path)  # (not ``or``: a URL's truth is a Python call)
+        if url is None:
+            url = self._url(request.path)
         headers = self._request_headers
         if (
             request.upload is None
@@ -318,13 +335,9 @@ class HttpSession:
             and headers is None  # the own session: its defaults are the API's
         ):
             # The common case with nothing but what differs from the own session's
-            # defaults: each keyword aiohttp is given costs it work on every request.
-            context = session.request(
-                request.method,
-                url,
-                timeout=_total_timeout(self.timeout),
-                allow_redirects=False,
-            )
+            # defaults (its headers and its timeout are the API's): each keyword aiohttp
+            # is given costs it work on every request.
+            context = session.request(request.method, url, allow_redirects=False)
         else:
             data: Any = None
             timeout = self.timeout
@@ -343,13 +356,14 @@ class HttpSession:
                 raise_for_status=False,
                 allow_redirects=False,
             )
-        started = time.monotonic()
         try:
             async with context as response:
                 status = response.status
                 response_headers = response.headers
                 if request.sink is not None and 200 <= status < 300:
                     content = await request.sink(response)
+                elif _fits(response_headers):  # the common case, with no call in between
+                    content = await response.read()
                 else:
                     content = await _read_body(response, request.method, request.path)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:

@@ -133,12 +133,25 @@ def model(value: Enum | str | None) -> str | None:
     return unicode_text("model", name)
 
 
+# Ids that passed ``path_id`` lately: a poll checks the same id again and again, and a set
+# lookup costs a tenth of the scan. Starts again when full, so it cannot grow without bound.
+_CHECKED_IDS: set[str] = set()
+_MAX_CHECKED_IDS = 4096
+
+
 def path_id(name: str, value: str | None) -> str:
     """An id that goes into a URL path as it is: no separators, escapes or whitespace, and
     nothing a URL library would drop or change on the way (a lone surrogate, ``.``/``..``).
     The message names only the rule that was broken."""
-    if type(value) is str and value and _looks_safe(value) and value not in (".", ".."):
-        return value  # the common case: one scan of a valid id (no surrogate is printable)
+    if type(value) is str:
+        if value in _CHECKED_IDS:
+            return value
+        if value and _looks_safe(value) and value not in (".", ".."):
+            # the common case: one scan of a valid id (no surrogate is printable)
+            if len(_CHECKED_IDS) >= _MAX_CHECKED_IDS:
+                _CHECKED_IDS.clear()
+            _CHECKED_IDS.add(value)
+            return value
     if value is None:
         raise ValidationError(name, "is required")
     if not isinstance(value, str):

@@ -515,6 +515,47 @@ def test_decode_error_names_the_key_path():
     assert info.value.method == "GET"
 
 
+@pytest.mark.parametrize(
+    ("bad", "where"),
+    [
+        ({"musicMaterial": {"style": "pop", "bpm": "fast"}}, r"at musicMaterial\.bpm,"),
+        ({"createTime": 10**30}, r"a timestamp at createTime,"),
+        ({"createTime": True}, r"at createTime,"),
+        ({"status": 2.5}, r"a whole number at status,"),
+        ({"status": "30"}, r"a whole number at status,"),
+        ({"progress": "50"}, r"a number at progress,"),
+        ({"titleEn": 5}, r"text at titleEn,"),
+    ],
+)
+def test_a_known_key_layout_is_checked_as_strictly(bad, where):
+    """Records in a layout seen before take generated code with inline conversions (nested
+    objects, timestamps, enums): a wrong value there is refused and named just the same."""
+    good = {
+        "job_id": "j",
+        "status": 30,
+        "progress": 100,
+        "titleEn": "t",
+        "createTime": 1716565425000,
+        "musicMaterial": {"style": "pop", "bpm": 120},
+    }
+    job = _protocol.decode(json.dumps(good).encode(), MusicJob, "GET", JOB_PATH)
+    assert job.status is JobStatus.COMPLETED
+    assert job.create_time == datetime(2024, 5, 24, 15, 43, 45, tzinfo=timezone.utc)
+    assert job.music_material is not None
+    assert job.music_material.bpm == 120
+    content = json.dumps({**good, **bad}).encode()  # the same keys in the same order
+    for _ in range(2):  # the second time, the layout's code exists already
+        with pytest.raises(ResponseDecodeError, match=where):
+            _protocol.decode(content, MusicJob, "GET", JOB_PATH)
+
+
+def test_a_page_names_the_index_of_the_bad_record():
+    records = [{"job_id": "a", "status": 30}, {"job_id": "b", "status": "x"}]
+    content = json.dumps({"records": records, "hasNext": False}).encode()
+    with pytest.raises(ResponseDecodeError, match=r"records: .*at \[1\]\.status"):
+        decode_page(content)
+
+
 def test_decode_gives_the_model():
     job = _protocol.decode(b'{"job_id": "j", "status": 10}', MusicJob, "GET", JOB_PATH)
     assert isinstance(job, MusicJob)

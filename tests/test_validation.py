@@ -646,3 +646,14 @@ async def test_download_into_a_missing_folder_is_refused(client, fake, tmp_path,
     dest = tmp_path / "missing" / "song.mp3"
     await refused(fake, lambda: call(client, dest), "dest", "does not exist")
     assert not (tmp_path / "missing").exists()
+
+
+def test_ids_remembered_as_checked_stay_bounded():
+    from tempolor_async import _validation
+
+    for number in range(_validation._MAX_CHECKED_IDS + 10):
+        assert _validation.path_id("job_id", f"job-{number}") == f"job-{number}"
+    assert 0 < len(_validation._CHECKED_IDS) <= _validation._MAX_CHECKED_IDS
+    with pytest.raises(ValidationError, match="job_id"):
+        _validation.path_id("job_id", "job-1/../x")
+    assert "job-1/../x" not in _validation._CHECKED_IDS

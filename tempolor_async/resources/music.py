@@ -123,8 +123,10 @@ class Music(Resource):
         """A job's current record: status, progress, and once COMPLETED its title and
         material. To wait for it, use :meth:`TempolorClient.await_job`.
         https://useapi.net/docs/api-tempolor-v1/get-tempolor-music-job_id"""
-        job_id = _validation.path_id("job_id", job_id)
-        job: MusicJob = await self._call(MusicJob, "GET", f"/music/{job_id}")
+        path = f"/music/{_validation.path_id('job_id', job_id)}"
+        # What ``_call`` does, written out: this is the call every poll makes.
+        reply = await self._client._http.send(ApiRequest("GET", path))
+        job: MusicJob = _protocol.decode(reply.content, MusicJob, "GET", path)
         return job
 
     def list(

@@ -3,7 +3,8 @@
 Two measures, each in a fresh client process per side and round, the sides alternating:
 
 - **list pages**: workers walk ``GET /voices`` page by page (10 voices a page, the envelope
-  decoded: the SDK into ``Voice`` models, raw aiohttp into dicts with the ``code`` checked);
+  decoded: the SDK into ``Voice`` models, raw aiohttp into dicts with the ``code`` checked,
+  parsed once with ``orjson`` and once with ``json.loads``, what ``response.json()`` uses);
   throughput in pages per second.
 - **large synthesis**: one ``POST /text-to-speech`` (multipart) answered with a large WAV,
   streamed to disk (the SDK atomically; raw aiohttp into a file); throughput in MiB/s and the
@@ -11,7 +12,9 @@ Two measures, each in a fresh client process per side and round, the sides alter
 
 The server is a small ``aiohttp.web`` app in its own process that answers both sides alike
 (Noiz's envelope, pages that differ by page number, audio in 256 KiB chunks), so its cost is
-the same on both sides. Prints a markdown table: medians over the rounds, with ranges.
+the same on both sides. The server is pinned to one CPU and every client process to the
+other (checked in /proc; the run stops if a pin did not take). Prints a markdown table:
+medians over the rounds, with ranges.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import statistics
@@ -30,11 +34,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .common import CLIENT_CPU, SERVER_CPU, cpus_allowed, pin_to_cpu
+
 KEY = "bench-noiz-key"
 PAGE_VOICES = 10
 AUDIO_CHUNK = 256 * 1024
 TARGET_RATIO = 0.95
 TARGET_GROWTH_MIB = 16.0
+SIDES = ("sdk", "raw", "raw-json")
 
 
 # ------------------------------------------------------------------------------ server
@@ -171,9 +178,11 @@ async def list_sdk(base_url: str, workers: int, pages: int) -> int:
     return sum(done)
 
 
-async def list_raw(base_url: str, workers: int, pages: int) -> int:
+async def list_raw(base_url: str, workers: int, pages: int, loads: Any = None) -> int:
     import aiohttp
     import orjson
+
+    loads = loads or orjson.loads
 
     async with aiohttp.ClientSession() as session:
 
@@ -184,7 +193,7 @@ async def list_raw(base_url: str, workers: int, pages: int) -> int:
                 async with session.get(
                     f"{base_url}/voices", params=params, headers={"Authorization": KEY}
                 ) as response:
-                    envelope = orjson.loads(await response.read())
+                    envelope = loads(await response.read())
                 if response.status != 200 or envelope["code"] != 0:
                     raise RuntimeError(envelope)
                 count += len(envelope["data"]["voices"]) > 0
@@ -236,12 +245,19 @@ async def measure(side: str, base_url: str, workers: int, pages: int) -> dict[st
     import tempolor_async.noiz  # noqa: F401
 
     bytearray(1024 * 1024)
-    lister, speaker = (list_sdk, speak_sdk) if side == "sdk" else (list_raw, speak_raw)
+    if side == "raw-json":
+        lister: Any = functools.partial(list_raw, loads=json.loads)
+    else:
+        lister = list_sdk if side == "sdk" else list_raw
+    speaker = speak_sdk if side == "sdk" else speak_raw
     await lister(base_url, 1, 2)  # warm up connections and code paths
     started, cpu_started = time.perf_counter(), time.process_time()
     walked = await lister(base_url, workers, pages)
     list_seconds = time.perf_counter() - started
     list_cpu = time.process_time() - cpu_started
+    listed = {"pages_per_s": walked / list_seconds, "cpu_us_per_page": list_cpu / walked * 1e6}
+    if side == "raw-json":  # the synthesis has no JSON: measured for the other two sides
+        return {**listed, "cpus_allowed": cpus_allowed()}
     with tempfile.TemporaryDirectory() as folder:
         await speaker(base_url, Path(folder) / "warm.wav")
         before = _status_kib("VmRSS")
@@ -255,8 +271,8 @@ async def measure(side: str, base_url: str, workers: int, pages: int) -> dict[st
         # VmHWM is updated lazily by the kernel; a sampled VmRSS catches what it misses.
         peak = max(_status_kib("VmHWM"), await sampler)
     return {
-        "pages_per_s": walked / list_seconds,
-        "cpu_us_per_page": list_cpu / walked * 1e6,
+        **listed,
+        "cpus_allowed": cpus_allowed(),
         "mib_per_s": size / 1024**2 / speak_seconds,
         "rss_growth_mib": (peak - before) / 1024,
         "audio_mib": size / 1024**2,
@@ -269,8 +285,22 @@ async def measure(side: str, base_url: str, workers: int, pages: int) -> dict[st
 def run_client(side: str, base_url: str, workers: int, pages: int) -> dict[str, Any]:
     command = [sys.executable, "-m", "benchmarks.noiz", "--measure", side, "--base-url", base_url]
     command += ["--workers", str(workers), "--pages", str(pages)]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    output = subprocess.run(
+        command,
+        check=True,
+        capture_output=True,
+        text=True,
+        preexec_fn=functools.partial(pin_to_cpu, CLIENT_CPU),
+    ).stdout
+    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    check_pinned(f"{side} client", result["cpus_allowed"], CLIENT_CPU)
+    return result
+
+
+def check_pinned(role: str, allowed: str, cpu: int) -> None:
+    """Stop the run when a process is not where it was pinned (and the machine has the CPU)."""
+    if cpu in os.sched_getaffinity(0) and allowed != str(cpu):
+        raise SystemExit(f"the {role} runs on CPUs {allowed}, not on CPU {cpu} alone")
 
 
 def spread(values: Sequence[float], digits: int = 2) -> str:
@@ -286,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="rounds per side (default 5; 1 with --quick)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--audio-mib", type=int, default=64, help=argparse.SUPPRESS)
-    parser.add_argument("--measure", choices=["sdk", "raw"], help=argparse.SUPPRESS)
+    parser.add_argument("--measure", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=16, help=argparse.SUPPRESS)
     parser.add_argument("--pages", type=int, default=150, help=argparse.SUPPRESS)
@@ -308,13 +338,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=functools.partial(pin_to_cpu, SERVER_CPU),
     )
     try:
         assert server.stdout is not None
         base_url = json.loads(server.stdout.readline())["base_url"]
-        results: dict[str, list[dict[str, Any]]] = {"sdk": [], "raw": []}
+        check_pinned("server", cpus_allowed(server.pid), SERVER_CPU)
+        results: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
         for index in range(rounds):
-            for side in ("sdk", "raw") if index % 2 == 0 else ("raw", "sdk"):
+            for side in SIDES[index % len(SIDES) :] + SIDES[: index % len(SIDES)]:
                 results[side].append(run_client(side, base_url, workers, pages))
     finally:
         assert server.stdin is not None
@@ -332,10 +364,16 @@ def report(
     pages: int,
     quick: bool,
 ) -> str:
-    sdk, raw = results["sdk"], results["raw"]
+    sdk, raw, raw_json = results["sdk"], results["raw"], results["raw-json"]
     target = f">= {TARGET_RATIO}"
-    list_ratio = [s["pages_per_s"] / r["pages_per_s"] for s, r in zip(sdk, raw, strict=False)]
-    cpu_ratio = [s["cpu_us_per_page"] / r["cpu_us_per_page"] for s, r in zip(sdk, raw, strict=True)]
+
+    def ratios(key: str, baseline: list[dict[str, Any]]) -> list[float]:
+        return [s[key] / r[key] for s, r in zip(sdk, baseline, strict=True)]
+
+    list_ratio, json_ratio = ratios("pages_per_s", raw), ratios("pages_per_s", raw_json)
+    cpu_ratio, cpu_json = ratios("cpu_us_per_page", raw), ratios("cpu_us_per_page", raw_json)
+    sdk_pages = spread([s["pages_per_s"] for s in sdk], 0)
+    sdk_cpu = spread([s["cpu_us_per_page"] for s in sdk], 0)
     speak_ratio = [s["mib_per_s"] / r["mib_per_s"] for s, r in zip(sdk, raw, strict=False)]
     growth_sdk = [s["rss_growth_mib"] for s in sdk]
     growth_raw = [r["rss_growth_mib"] for r in raw]
@@ -343,20 +381,27 @@ def report(
     lines = [
         "## Noiz: the SDK vs raw aiohttp" + (" (smoke run, no claims)" if quick else ""),
         "",
-        f"{rounds} round(s), sides alternating, each in a fresh process; {workers} workers x "
+        f"{rounds} round(s), sides in turn, each in a fresh process pinned to CPU {CLIENT_CPU} "
+        f"(the server to CPU {SERVER_CPU}; checked in /proc); {workers} workers x "
         f"{pages} pages of {PAGE_VOICES} voices; one synthesis of {audio_mib} MiB of WAV. "
-        f"Load average before the report: {load}. Medians, with the range in brackets.",
+        f"Load average before the report: {load}. Medians, with the range in brackets. "
+        "Raw aiohttp parses each page with orjson (as the SDK does), and in the last two rows "
+        "with json.loads (as `response.json()` does); neither builds typed records.",
         "",
         "| measure | SDK | raw aiohttp | SDK / raw | target |",
         "|---|---|---|---|---|",
-        f"| list pages (pages/s) | {spread([s['pages_per_s'] for s in sdk], 0)} | "
+        f"| list pages (pages/s) | {sdk_pages} | "
         f"{spread([r['pages_per_s'] for r in raw], 0)} | {spread(list_ratio)} | {target} |",
-        f"| client CPU per page (us) | {spread([s['cpu_us_per_page'] for s in sdk], 0)} | "
+        f"| client CPU per page (us) | {sdk_cpu} | "
         f"{spread([r['cpu_us_per_page'] for r in raw], 0)} | {spread(cpu_ratio)} | |",
         f"| large synthesis to disk (MiB/s) | {spread([s['mib_per_s'] for s in sdk], 0)} | "
         f"{spread([r['mib_per_s'] for r in raw], 0)} | {spread(speak_ratio)} | {target} |",
         f"| peak RSS growth during the synthesis (MiB) | {spread(growth_sdk, 1)} | "
         f"{spread(growth_raw, 1)} | | <= {TARGET_GROWTH_MIB:g} MiB |",
+        f"| list pages (pages/s), raw with json.loads | {sdk_pages} | "
+        f"{spread([r['pages_per_s'] for r in raw_json], 0)} | {spread(json_ratio)} | |",
+        f"| client CPU per page (us), raw with json.loads | {sdk_cpu} | "
+        f"{spread([r['cpu_us_per_page'] for r in raw_json], 0)} | {spread(cpu_json)} | |",
     ]
     return "\n".join(lines)
 

@@ -234,7 +234,7 @@ def _value_hook(annotation: Any) -> ValueHook:
             return _model_list_of(item)
         return _list_of(_value_hook(item))
     if origin is dict:
-        if typing.get_args(annotation)[1] is Any:
+        if _is_any_object(annotation):
             return _object  # any JSON object as it is: nothing to check inside
         return _dict_of(_value_hook(typing.get_args(annotation)[1]))
     if annotation in _SIMPLE:
@@ -254,11 +254,17 @@ _INLINE_CHECKS = {
     str: ("type({v}) is not str", "text"),
     bool: ("type({v}) is not bool", "a boolean"),
     float: ("type({v}) is not int and type({v}) is not float", "a number"),
+    dict: ("type({v}) is not dict", "an object"),  # dict[str, Any]: any JSON object
 }
 # Errors a timestamp of the wrong size raises in datetime.fromtimestamp.
 _TIMESTAMP_ERRORS = (ValueError, OverflowError, OSError)
 # How many key layouts of one model get code of their own; others take the generic path.
 _MAX_SHAPES = 32
+
+
+def _is_any_object(annotation: Any) -> bool:
+    """``dict[str, Any]``: any JSON object, taken as it is."""
+    return typing.get_origin(annotation) is dict and typing.get_args(annotation)[1] is Any
 
 
 def _optional_member(annotation: Any) -> Any:
@@ -314,6 +320,8 @@ class _Plan:
         (epoch milliseconds, a known enum number, a nested object) is converted inline,
         and anything else goes to the attribute's hook, which converts or raises."""
         kind = self.types[name]
+        if _is_any_object(kind):
+            kind = dict
         if kind in _INLINE_CHECKS:
             check, expected = _INLINE_CHECKS[kind]
             return [

@@ -89,6 +89,9 @@ def body(**fields: Any) -> dict[str, Any]:
 
 
 def _wire(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int:
+        return value  # the common case, told by one lookup
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, bool):

@@ -56,8 +56,10 @@ class Voices(NoizResource):
         size = _validation.positive_int("page_size", page_size)
         assert size is not None
 
+        fixed = _protocol.query(voice_type=kind, keyword=keyword, limit=size)
+
         async def fetch(number: int) -> tuple[list[Voice], int | None]:
-            query = _protocol.query(voice_type=kind, keyword=keyword, skip=number, limit=size)
+            query = {**fixed, "skip": number}
             page: VoicePage = await self._call(VoicePage, ApiRequest("GET", "/voices", query=query))
             return page.voices or [], page.total_count
 

@@ -59,7 +59,7 @@ class Voices(NoizResource):
         fixed = _protocol.query(voice_type=kind, keyword=keyword, limit=size)
 
         async def fetch(number: int) -> tuple[list[Voice], int | None]:
-            query = {**fixed, "skip": number}
+            query = {**fixed, "skip": str(number)}
             page: VoicePage = await self._call(VoicePage, ApiRequest("GET", "/voices", query=query))
             return page.voices or [], page.total_count
 

@@ -25,16 +25,24 @@ from typing import Any
 
 from .common import CLIENT_CPU, ROOT, SERVER_CPU, median, pin_to_cpu
 
-_I_REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
+# What cachegrind prints at the end, by the name used here.
+_COUNTERS = {
+    "instructions": re.compile(r"I\s+refs:\s+([\d,]+)"),
+    "data refs": re.compile(r"D\s+refs:\s+([\d,]+)"),
+    "I1 misses": re.compile(r"I1\s+misses:\s+([\d,]+)"),
+    "D1 misses": re.compile(r"D1\s+misses:\s+([\d,]+)"),
+    "LL misses": re.compile(r"LL misses:\s+([\d,]+)"),
+}
 
 
-def count(task: dict[str, Any]) -> int:
-    """Instructions of one ``client.py`` process running ``task`` under cachegrind."""
+def count(task: dict[str, Any], cache_sim: bool = False) -> dict[str, int]:
+    """Instructions (and with ``cache_sim``, data references and the simulated cache misses)
+    of one ``client.py`` process running ``task`` under cachegrind."""
     with tempfile.TemporaryDirectory() as folder:
         command = [
             "valgrind",
             "--tool=cachegrind",
-            "--cache-sim=no",
+            f"--cache-sim={'yes' if cache_sim else 'no'}",
             f"--cachegrind-out-file={Path(folder) / 'out'}",
             sys.executable,
             "-m",
@@ -51,16 +59,22 @@ def count(task: dict[str, Any]) -> int:
         )
     if done.returncode != 0:
         raise RuntimeError(f"client failed under valgrind:\n{done.stderr[-2000:]}")
-    found = _I_REFS.search(done.stderr)
-    if found is None:
+    counts = {}
+    for name, pattern in _COUNTERS.items():
+        found = pattern.search(done.stderr)
+        if found is not None:
+            counts[name] = int(found.group(1).replace(",", ""))
+    if "instructions" not in counts:
         raise RuntimeError(f"no instruction count in valgrind's output:\n{done.stderr[-2000:]}")
-    return int(found.group(1).replace(",", ""))
+    return counts
 
 
-def per_operation(task: dict[str, Any], key: str, small: int, large: int) -> float:
-    low = count({**task, key: small})
-    high = count({**task, key: large})
-    return (high - low) / (large - small)
+def per_operation(
+    task: dict[str, Any], key: str, small: int, large: int, cache_sim: bool = False
+) -> dict[str, float]:
+    low = count({**task, key: small}, cache_sim)
+    high = count({**task, key: large}, cache_sim)
+    return {name: (high[name] - low[name]) / (large - small) for name in high}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -71,6 +85,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--large", type=int, default=800, help="operations in the second run")
     parser.add_argument("--repeat", type=int, default=1, help="counts per figure (median kept)")
     parser.add_argument("--variants", nargs="+", default=["raw", "sdk"])
+    parser.add_argument(
+        "--cache-sim",
+        action="store_true",
+        help="also simulate the caches: data references and I1, D1 and last-level misses",
+    )
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
@@ -87,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     assert server.stdout is not None
     try:
         info = json.loads(server.stdout.readline())
-        results: dict[str, dict[str, float]] = {}
+        results: dict[str, dict[str, dict[str, float]]] = {}
         for variant in args.variants:
             for concurrency in args.concurrency if args.bench == "b1" else [1]:
                 task: dict[str, Any] = {
@@ -106,8 +125,13 @@ def main(argv: list[str] | None = None) -> None:
                 small, large = args.small, args.large
                 if args.bench == "b3":  # a walk is 50 requests
                     small, large = max(1, small // 100), max(2, large // 100)
-                figures = [per_operation(task, key, small, large) for _ in range(args.repeat)]
-                results.setdefault(variant, {})[str(concurrency)] = median(figures)
+                figures = [
+                    per_operation(task, key, small, large, args.cache_sim)
+                    for _ in range(args.repeat)
+                ]
+                results.setdefault(variant, {})[str(concurrency)] = {
+                    name: median([figure[name] for figure in figures]) for name in figures[0]
+                }
     finally:
         assert server.stdin is not None
         server.stdin.close()
@@ -116,13 +140,16 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(results))
         return
     unit = "request" if args.bench == "b1" else "walk"
-    print(f"instructions per {unit} ({args.bench}), thousands")
-    for variant, by_concurrency in results.items():
-        row = ", ".join(f"c{c}: {n / 1000:,.1f}k" for c, n in by_concurrency.items())
-        print(f"  {variant}: {row}")
-    if "raw" in results and "sdk" in results:
-        for c in results["sdk"]:
-            print(f"  raw/sdk c{c}: {results['raw'][c] / results['sdk'][c]:.3f}")
+    names = list(next(iter(next(iter(results.values())).values())))
+    for name in names:
+        print(f"{name} per {unit} ({args.bench}), thousands")
+        for variant, by_concurrency in results.items():
+            row = ", ".join(f"c{c}: {n[name] / 1000:,.1f}k" for c, n in by_concurrency.items())
+            print(f"  {variant}: {row}")
+        if "raw" in results and "sdk" in results:
+            for c, sdk in results["sdk"].items():
+                raw = results["raw"][c][name]
+                print(f"  raw/sdk c{c}: {raw / sdk[name]:.3f}" if sdk[name] else "")
 
 
 if __name__ == "__main__":

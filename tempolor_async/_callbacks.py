@@ -29,13 +29,12 @@ from ._errors import ConfigurationError, ResponseDecodeError, ValidationError
 from ._models import MusicJob
 from ._polling import notify
 
+# aiohttp.web (a server) is imported where it is used, not with the package: an application
+# that never receives callbacks, or receives them through ASGI, does not pay for loading it.
 if TYPE_CHECKING:
     from aiohttp import web
 
     from ._engine import Engine
-
-# aiohttp.web (a server) is imported where it is used, not with the package: an application
-# that never receives callbacks, or receives them through ASGI, does not pay for loading it.
 
 logger = logging.getLogger("tempolor_async")
 

@@ -391,15 +391,33 @@ def ratios(runs: Sequence[Runs], value: Value, variant: str = "sdk") -> list[flo
     return [value(r[variant]) / value(r["raw"]) for r in runs]
 
 
+# B1 and B3 also measure the SDK's HTTP path with no models (``sdk.UntypedApi``): the
+# difference from the SDK is what typed, checked decoding costs.
+UNTYPED = "sdk-untyped"
+
+
+def other_sdks(h: Harness, untyped: bool = False) -> list[tuple[str, str, str]]:
+    """The SDK variants measured beside the current one, as (variant, column, figure label):
+    each ``--compare`` revision, and with ``untyped`` the SDK without its models."""
+    others = [(f"sdk@{rev}", f"SDK {rev}", f"SDK at {rev}") for rev in h.compared]
+    if untyped:
+        others.append((UNTYPED, "SDK no models", "SDK's HTTP path, no models"))
+    return others
+
+
 def add_compared(
-    h: Harness, section: Section, runs: Sequence[Runs], label: str, value: Value, invert: bool
+    h: Harness,
+    section: Section,
+    runs: Sequence[Runs],
+    label: str,
+    value: Value,
+    invert: bool,
+    untyped: bool = False,
 ) -> None:
-    """For each ``--compare`` revision: its ratio to raw beside the current SDK's."""
-    for revision in h.compared:
-        values = ratios(runs, value, f"sdk@{revision}")
-        section.add(
-            Figure(f"{label} (SDK at {revision})", [1 / x for x in values] if invert else values)
-        )
+    """For each other SDK variant: its ratio to raw beside the current SDK's."""
+    for variant, _, name in other_sdks(h, untyped):
+        values = ratios(runs, value, variant)
+        section.add(Figure(f"{label} ({name})", [1 / x for x in values] if invert else values))
 
 
 def run_pairs(
@@ -410,17 +428,19 @@ def run_pairs(
     cases: Sequence[dict[str, Any]] = ({},),
     case_column: str = "",
     rounds: int | None = None,
+    untyped: bool = False,
 ) -> list[list[Runs]]:
     """Raw and SDK, back to back in a rotating order, for each case in each round; fills
     the section's per-round table. Returns the runs per case, per round."""
+    others = other_sdks(h, untyped)
     section.headers = ["round"] + ([case_column] if case_column else [])
     for metric in metrics:
         section.headers += [f"raw {metric.name}", f"SDK {metric.name}", "ratio"]
-        for label in h.compared:
-            section.headers += [f"SDK {label} {metric.name}", "ratio"]
+        for _, column, _ in others:
+            section.headers += [f"{column} {metric.name}", "ratio"]
     results: list[list[Runs]] = [[] for _ in cases]
     rounds = rounds or h.rounds
-    variants = ["raw", "sdk", *(f"sdk@{label}" for label in h.compared)]
+    variants = ["raw", "sdk", *(variant for variant, _, _ in others)]
     for index in range(rounds):
         for case, params in enumerate(cases):
             runs = h.alternate(index, bench, variants, **params)
@@ -430,8 +450,8 @@ def run_pairs(
                 raw, sdk = metric.value(runs["raw"]), metric.value(runs["sdk"])
                 row += [f"{raw:,.{metric.digits}f}", f"{sdk:,.{metric.digits}f}"]
                 row.append(ratio_text(raw, sdk))
-                for label in h.compared:
-                    other = metric.value(runs[f"sdk@{label}"])
+                for variant, _, _ in others:
+                    other = metric.value(runs[variant])
                     row += [f"{other:,.{metric.digits}f}", ratio_text(raw, other)]
             section.rows.append(row)
             say(f"{section.key} round {index + 1}/{rounds}: " + " | ".join(row[1:]))
@@ -472,7 +492,7 @@ def bench_b1(h: Harness) -> Section:
     faults = Metric("minor faults/req", per_request("minor_faults", 1.0), 2)
     results = run_pairs(
         h, section, "b1", [throughput, cpu, system, faults], cases, "concurrency",
-        rounds=h.client_rounds,
+        rounds=h.client_rounds, untyped=True,
     )  # fmt: skip
     missed = []
     for case, runs in zip(cases, results, strict=True):
@@ -486,9 +506,9 @@ def bench_b1(h: Harness) -> Section:
     for case, runs in zip(cases, results, strict=True):
         level = case["concurrency"]
         add_compared(h, section, runs, f"throughput SDK/raw, concurrency {level}",
-                     throughput.value, invert=False)  # fmt: skip
+                     throughput.value, invert=False, untyped=True)  # fmt: skip
         add_compared(h, section, runs, f"client CPU per request raw/SDK, concurrency {level}",
-                     cpu.value, invert=True)  # fmt: skip
+                     cpu.value, invert=True, untyped=True)  # fmt: skip
     for case, runs in zip(cases, results, strict=True):
         suffix = f", concurrency {case['concurrency']}"
         add_absolute(section, runs, throughput, suffix)
@@ -569,12 +589,14 @@ def bench_b3(h: Harness) -> Section:
     walk = Metric("s", wall_time, 4)
     cpu = Metric("CPU s", cpu_time, 4)
     params = {"records": records, "walks": h.sizes.b3_walks}
-    (runs,) = run_pairs(h, section, "b3", [walk, cpu], [params], rounds=h.client_rounds)
+    (runs,) = run_pairs(
+        h, section, "b3", [walk, cpu], [params], rounds=h.client_rounds, untyped=True
+    )
     speed = [1 / x for x in ratios(runs, walk.value)]
     section.add(Figure("walk speed SDK/raw (raw time / SDK time)", speed, target=Target(">=", 0.9)))
     section.add(Figure("client CPU raw/SDK", [1 / x for x in ratios(runs, cpu.value)]))
-    add_compared(h, section, runs, "walk speed SDK/raw", walk.value, invert=True)
-    add_compared(h, section, runs, "client CPU raw/SDK", cpu.value, invert=True)
+    add_compared(h, section, runs, "walk speed SDK/raw", walk.value, invert=True, untyped=True)
+    add_compared(h, section, runs, "client CPU raw/SDK", cpu.value, invert=True, untyped=True)
     add_absolute(section, runs, walk, " per walk")
     add_absolute(section, runs, cpu, " per walk")
     section.notes.append(

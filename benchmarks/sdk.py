@@ -8,7 +8,10 @@ from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from tempolor_async import MusicJob, TempolorClient
+from tempolor_async._protocol import ApiRequest
 
 
 class SdkApi:
@@ -40,9 +43,32 @@ class SdkApi:
                 yield job.job_id or ""
 
 
+class UntypedApi(SdkApi):
+    """A diagnostic, not a way to use the SDK: its HTTP path (session, retry policy, error
+    mapping) with the bodies parsed by orjson and no models built. Measured beside the SDK,
+    it shows what typed, checked decoding costs."""
+
+    async def get_job(self, job_id: str) -> Any:
+        reply = await self._client._http.send(ApiRequest("GET", f"/music/{job_id}"))
+        return orjson.loads(reply.content)
+
+    async def walk(self) -> int:
+        count = 0
+        query = {"type": "song"}
+        while True:
+            reply = await self._client._http.send(ApiRequest("GET", "/music/", query=query))
+            page = orjson.loads(reply.content)
+            for _ in page["records"]:
+                count += 1
+            if not page.get("hasNext") or not page.get("cursor"):
+                return count
+            query = {"type": "song", "cursor": page["cursor"]}
+
+
 @asynccontextmanager
 async def open_api(task: Mapping[str, Any]) -> AsyncIterator[SdkApi]:
     server = task["server"]
     options = task.get("client_options", {})
+    kind = UntypedApi if task["variant"] == "sdk-untyped" else SdkApi
     async with TempolorClient(server["token"], base_url=server["base_url"], **options) as client:
-        yield SdkApi(client)
+        yield kind(client)

@@ -1,15 +1,18 @@
 """Real, small media files for the simulator's download links.
 
 Everything here is generated with the standard library so that the simulator needs no
-encoder: a PCM WAV with a sine tone, MPEG-1 Layer III frames (digital silence, which every
-decoder plays), a standard MIDI file and a ZIP of stem WAVs.
+encoder: a PCM WAV with a sine tone or a melody, MPEG-1 Layer III frames (digital silence,
+which every decoder plays), a standard MIDI file and a ZIP of stem WAVs.
 """
 
 from __future__ import annotations
 
+import array
+import hashlib
 import io
 import math
 import struct
+import sys
 import wave
 import zipfile
 import zlib
@@ -25,6 +28,12 @@ MP3_FRAME_BYTES = 384
 MP3_FRAME_SECONDS = 1152 / 48_000
 
 STEM_NAMES = ("vocals", "drums", "bass", "other")
+
+# A major pentatonic scale over two octaves from A3, in semitones: every melody drawn from it
+# sounds like a tune rather than noise.
+_PENTATONIC = (0, 2, 4, 7, 9, 12, 14, 16, 19, 21, 24)
+_NOTE_SECONDS = 0.25
+_MELODY_NOTES = 16
 
 
 def _tone_frequency(seed: str) -> float:
@@ -54,9 +63,59 @@ def wav_bytes(seed: str, seconds: float, *, volume: float = 0.3) -> bytes:
     return buffer.getvalue()
 
 
-def mp3_bytes(title: str, seconds: float) -> bytes:
-    """An ID3v2.3 tag with the title, then MPEG audio frames of digital silence."""
-    frame = MP3_FRAME_HEADER + bytes(MP3_FRAME_BYTES - len(MP3_FRAME_HEADER))
+def melody_wav_bytes(seed: str, seconds: float, *, volume: float = 0.3) -> bytes:
+    """A mono 16-bit PCM WAV playing a melody of its own: sixteen notes of a pentatonic scale
+    drawn from ``seed``, repeated for ``seconds``. Two seeds give two different tunes.
+
+    Each note is whole periods of one sine cycle, so a long file costs list copies rather
+    than a sine per sample."""
+    frames = max(1, int(seconds * WAV_SAMPLE_RATE))
+    digest = hashlib.sha256(seed.encode()).digest()
+    notes = [_PENTATONIC[byte % len(_PENTATONIC)] for byte in digest[:_MELODY_NOTES]]
+    note_frames = int(_NOTE_SECONDS * WAV_SAMPLE_RATE)
+    fade = WAV_SAMPLE_RATE // 200  # 5 ms each side of a note: no clicks between notes
+    amplitude = 32767 * volume
+    rendered: dict[int, array.array[int]] = {}
+    samples = array.array("h")
+    index = 0
+    while len(samples) < frames:
+        semitone = notes[index % len(notes)]
+        index += 1
+        if semitone not in rendered:
+            period = max(2, round(WAV_SAMPLE_RATE / (220.0 * 2 ** (semitone / 12))))
+            cycle = array.array(
+                "h", (int(amplitude * math.sin(2 * math.pi * i / period)) for i in range(period))
+            )
+            note = cycle * (note_frames // period + 1)
+            del note[note_frames:]
+            for i in range(fade):
+                note[i] = int(note[i] * i / fade)
+                note[-1 - i] = int(note[-1 - i] * i / fade)
+            rendered[semitone] = note
+        samples.extend(rendered[semitone])
+    del samples[frames:]
+    if sys.byteorder == "big":
+        samples.byteswap()
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(WAV_SAMPLE_RATE)
+        writer.writeframes(samples.tobytes())
+    return buffer.getvalue()
+
+
+def mp3_bytes(title: str, seconds: float, *, seed: str = "") -> bytes:
+    """An ID3v2.3 tag with the title, then MPEG audio frames of digital silence.
+
+    ``seed`` fills each frame's ancillary data (the bytes after its empty main data, which
+    decoders skip), so two tracks differ in their audio frames too, not only in the tag.
+    The filler is ASCII: no 0xFF byte that a decoder could take for a frame sync."""
+    side_information = bytes(17)
+    room = MP3_FRAME_BYTES - len(MP3_FRAME_HEADER) - len(side_information)
+    text = seed.encode("ascii", "replace") + b" " if seed else b"\x00"
+    ancillary = (text * (room // len(text) + 1))[:room]
+    frame = MP3_FRAME_HEADER + side_information + ancillary
     count = max(1, math.ceil(seconds / MP3_FRAME_SECONDS))
     return _id3_tag(title) + frame * count
 
@@ -70,11 +129,12 @@ def _id3_tag(title: str) -> bytes:
 
 
 def stems_zip_bytes(seed: str, seconds: float) -> bytes:
-    """A ZIP archive with one WAV per stem."""
+    """A ZIP archive with one WAV per stem, each with its own melody."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for stem in STEM_NAMES:
-            archive.writestr(f"{stem}.wav", wav_bytes(f"{seed}/{stem}", seconds, volume=0.15))
+            data = melody_wav_bytes(f"{seed}/{stem}", seconds, volume=0.15)
+            archive.writestr(f"{stem}.wav", data)
     return buffer.getvalue()
 
 

@@ -351,10 +351,13 @@ class FakeServer:
 # ----------------------------------------------------------------- pure helpers
 
 
+def compact_json(payload: Any) -> bytes:
+    """JSON as the services send it: no spaces (``{"result":true}``)."""
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
 def json_response(status: int, payload: Any) -> web.Response:
-    return web.Response(
-        status=status, body=json.dumps(payload).encode(), content_type="application/json"
-    )
+    return web.Response(status=status, body=compact_json(payload), content_type="application/json")
 
 
 def reason(status: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import zlib
 from collections.abc import Mapping
@@ -20,7 +21,15 @@ from .._server import (
     multipart_fields,
     text_field,
 )
-from .base import BUSY_TEMPOLOR, FILE_FORMATS, LIMITS, audio_extension, positive_int, whole_number
+from .base import (
+    BUSY_TEMPOLOR,
+    CDN_PATH,
+    FILE_FORMATS,
+    LIMITS,
+    audio_extension,
+    positive_int,
+    whole_number,
+)
 from .callbacks import CallbackSender
 from .state import (
     API_USER,
@@ -116,7 +125,7 @@ class MusicRoutes(CallbackSender):
         if generating + 2 > self.max_gen_count_at_once:
             raise Reply(429, BUSY_TEMPOLOR)
         jobs = []
-        for _ in range(2):
+        for take in range(2):
             item_id = new_item_id()
             job = FakeJob(
                 job_id=f"user:{API_USER}-tempolor:{account.user_id}-job:{item_id}",
@@ -134,6 +143,7 @@ class MusicRoutes(CallbackSender):
                 midi_item_id=voice_ids["midi"],
                 reply_url=reply_url,
                 reply_ref=text_field(fields, "replyRef"),
+                take=take,
                 **options,
             )
             self.jobs[job.job_id] = job
@@ -231,9 +241,9 @@ class MusicRoutes(CallbackSender):
             # As the service does: COMPLETED a few seconds before the file can be served.
             raise Reply(404, f"No record found for {job.job_id}")
         folder, extension = FILE_FORMATS[file_format]
-        expires = int(time.time()) + self.download_url_expiry
-        key = f"{expires}-0-0-{zlib.crc32(job.job_id.encode()):08x}"
-        url = f"{self.media_url}/ai_material/{folder}/{job.item_id}.{extension}?auth_key={key}"
+        expires = math.ceil(self._epoch()) + self.download_url_expiry
+        path = f"{CDN_PATH}/ai_material/{folder}/{job.item_id}.{extension}"
+        url = self.signed_media_url(path, expires)
         return json_response(200, {"url": url, "remainSeconds": self.download_url_expiry})
 
     async def _split_stems(self, call: Call) -> web.Response:

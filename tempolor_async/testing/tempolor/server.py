@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -82,6 +83,7 @@ class FakeTempolor(
         self._cdn_files = {}
         self._media_cache = {}
         self._remain_num = 3000
+        self._cdn_secret = secrets.token_hex(16)
         self._callback_session = None
         self._callback_tasks = set()
         self._routes = self._route_table()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -43,6 +44,19 @@ AUDIO_CONTENT_TYPES = {
     "audio/x-flac": "flac",
 }
 MIDI_CONTENT_TYPES = frozenset({"audio/midi", "audio/x-midi"})
+
+# What tells the two takes of one generation apart in their titles, as the service's own
+# titles differ between takes.
+TAKE_NAMES = (
+    "Sunrise",
+    "Midnight",
+    "Afterglow",
+    "Echoes",
+    "Horizon",
+    "Embers",
+    "Tides",
+    "Reprise",
+)
 
 # The useapi.net user every id of this simulator belongs to ("user:<n>-tempolor:...").
 API_USER = "12345"
@@ -116,6 +130,7 @@ class FakeJob:
     midi_item_id: str | None = None
     reply_url: str | None = None
     reply_ref: str | None = None
+    take: int = 0  # which job of its generation: 0 or 1
     tracked: bool = True  # still followed by the scheduler (DELETE scheduler/{id} clears it)
     forced_status: int | None = None  # set by FakeTempolor.complete()/fail()
     forced_ms: int | None = None
@@ -167,8 +182,12 @@ class FakeJob:
         return self.started + ticks * step
 
     def title(self) -> str:
+        """Words of the prompt and a name of its own: the takes of a generation differ."""
         words = [word for word in self.prompt.replace("[", " ").replace("]", " ").split()]
-        return " ".join(word.capitalize() for word in words[:4]) or "Untitled"
+        base = " ".join(word.capitalize() for word in words[:4]) or "Untitled"
+        first = zlib.crc32(self.prompt.encode("utf-8", "surrogatepass"))
+        name = TAKE_NAMES[(first + self.take) % len(TAKE_NAMES)]
+        return f"{base} ({name})"
 
     def updated_ms(self, now: float) -> int:
         if self.forced_ms is not None:

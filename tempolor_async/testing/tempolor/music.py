@@ -42,7 +42,6 @@ from .state import (
     FakeAccount,
     FakeJob,
     new_item_id,
-    wall_ms,
 )
 
 
@@ -60,7 +59,7 @@ class MusicRoutes(CallbackSender):
     def _force(self, job_id: str, status: int) -> None:
         job = self.jobs[job_id]
         job.forced_status = status
-        job.forced_ms = wall_ms()
+        job.forced_ms = self.wall_ms()
         job.forced_at = time.monotonic()
 
     async def _create_song(self, call: Call) -> web.Response:
@@ -137,7 +136,7 @@ class MusicRoutes(CallbackSender):
                 started=now,
                 duration=self.job_duration,
                 will_fail=bool(self.fail_marker) and self.fail_marker in prompt,
-                created_ms=wall_ms(),
+                created_ms=self.wall_ms(),
                 artist_voice_item_id=voice_ids["artist"],
                 cloned_voice_item_id=voice_ids["cloned"],
                 midi_item_id=voice_ids["midi"],
@@ -183,7 +182,7 @@ class MusicRoutes(CallbackSender):
         if free(best) > 0:
             return best
         busy = {
-            uid: [job.render_running(numeric_started=True) for job in jobs]
+            uid: [job.render_running(self.wall_ms(), numeric_started=True) for job in jobs]
             for uid, jobs in running.items()
         }
         count = sum(len(jobs) for jobs in running.values())

@@ -267,14 +267,14 @@ class FakeJob:
         }
         return record
 
-    def render_running(self, *, numeric_started: bool) -> dict[str, Any]:
+    def render_running(self, now_ms: int, *, numeric_started: bool) -> dict[str, Any]:
         """The job as the scheduler lists it (ISO `started`) or as a 429 body does (ms)."""
         entry: dict[str, Any] = {"job_id": self.job_id}
         if numeric_started:
             entry = {"user_id": self.user_id, **entry, "started": self.created_ms}
         else:
             entry["started"] = iso_utc(self.created_ms)
-            entry["elapsed"] = elapsed_text((wall_ms() - self.created_ms) / 1000)
+            entry["elapsed"] = elapsed_text((now_ms - self.created_ms) / 1000)
         if self.reply_url is not None:
             entry["replyUrl"] = self.reply_url
         if self.reply_ref is not None:

@@ -26,12 +26,10 @@ from .tempolor import FakeTempolor
 
 # FakeTempolor's own defaults, read from its signature so that the help cannot drift.
 _CONSTRUCTOR = inspect.signature(FakeTempolor.__init__).parameters
-_INJECT = inspect.signature(FakeServer.inject).parameters
 
 
 def _library_default(name: str) -> Any:
-    parameter = _CONSTRUCTOR.get(name)
-    return None if parameter is None else parameter.default
+    return _CONSTRUCTOR[name].default
 
 
 # ----------------------------------------------------------------- value types
@@ -178,8 +176,6 @@ def _help(option: _Option) -> str:
     library = _library_default(option.name)
     if option.kind is None:
         return f"{option.help} (default: off, as FakeTempolor)"
-    if option.name not in _CONSTRUCTOR:
-        return f"{option.help} (needs a FakeTempolor that has {option.name}=)"
     shown = "''" if library == "" else library
     if option.default is None or option.default == library:
         return f"{option.help} (default: {shown}, as FakeTempolor)"
@@ -193,15 +189,6 @@ def _command_default(option: _Option) -> Any:
     return option.default if option.default is not None else _library_default(option.name)
 
 
-def _unsupported(option: _Option) -> Callable[[str], Any]:
-    def refuse(text: str) -> Any:
-        raise argparse.ArgumentTypeError(
-            f"this version of FakeTempolor has no {option.name} option"
-        )
-
-    return refuse
-
-
 def add_options(parser: argparse.ArgumentParser) -> None:
     """The simulator's options, shared with ``tempolor simulate``."""
     group = parser.add_argument_group("the simulated TemPolor service (FakeTempolor options)")
@@ -209,10 +196,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         if option.kind is None:
             group.add_argument(option.flag, action="store_true", help=_help(option))
             continue
-        kind = option.kind if option.name in _CONSTRUCTOR else _unsupported(option)
         group.add_argument(
             option.flag,
-            type=kind,
+            type=option.kind,
             default=_command_default(option),
             metavar=option.metavar,
             help=_help(option),
@@ -339,11 +325,6 @@ def parse_fault(text: str) -> FaultSpec:
             )
     if headers:
         options["headers"] = headers
-    unknown = [key for key in options if key not in _INJECT]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"this version of FakeTempolor.inject() has no {', '.join(unknown)} option"
-        )
     try:  # inject()'s own checks, on a simulator that is never started
         FakeServer(host="127.0.0.1", port=0).inject(method, path, **options)
     except (TypeError, ValueError) as exc:
@@ -356,11 +337,7 @@ def parse_fault(text: str) -> FaultSpec:
 
 def simulator_options(args: argparse.Namespace) -> dict[str, Any]:
     """The FakeTempolor keywords the parsed options ask for."""
-    options: dict[str, Any] = {}
-    for option in OPTIONS:
-        if option.name in _CONSTRUCTOR:
-            options[option.name] = getattr(args, option.name)
-    return options
+    return {option.name: getattr(args, option.name) for option in OPTIONS}
 
 
 async def serve(args: argparse.Namespace) -> None:

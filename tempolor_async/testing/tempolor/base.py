@@ -64,10 +64,6 @@ class TempolorBase(FakeServer):
     def media_url(self) -> str:
         return self.origin + CDN_PATH
 
-    def _epoch(self) -> float:
-        """The service's clock, in epoch seconds."""
-        return time.time()
-
     def signed_media_url(self, path: str, expires: int) -> str:
         """The URL of the media at ``path`` (under the origin) with an ``auth_key`` valid
         until the epoch second ``expires``."""

@@ -43,7 +43,7 @@ class MediaRoutes(TempolorBase):
         if match is None:
             return False
         expires = int(match["expires"])
-        return self._epoch() < expires and match["hash"] == self._auth_hash(path, expires)
+        return self.wall_time() < expires and match["hash"] == self._auth_hash(path, expires)
 
     def add_media(
         self, name: str, data: bytes, content_type: str = "application/octet-stream"

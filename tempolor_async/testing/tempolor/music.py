@@ -240,7 +240,7 @@ class MusicRoutes(CallbackSender):
             # As the service does: COMPLETED a few seconds before the file can be served.
             raise Reply(404, f"No record found for {job.job_id}")
         folder, extension = FILE_FORMATS[file_format]
-        expires = math.ceil(self._epoch()) + self.download_url_expiry
+        expires = math.ceil(self.wall_time()) + self.download_url_expiry
         path = f"{CDN_PATH}/ai_material/{folder}/{job.item_id}.{extension}"
         url = self.signed_media_url(path, expires)
         return json_response(200, {"url": url, "remainSeconds": self.download_url_expiry})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import re
 import struct
 import time
 import wave
@@ -62,11 +63,11 @@ def _id3_title(data):
 
 @pytest.mark.fake(job_duration=60, audio_seconds=0.5)
 async def test_each_job_of_a_generation_has_its_own_audio_and_title(api, fake):
-    first, second = await _completed_pair(api, fake, prompt="big band noir action theme")
+    first, second = await _completed_pair(api, fake, prompt="big band noir, action theme.")
     records = [await api.job(job_id) for job_id in (first, second)]
     titles = [record["titleEn"] for record in records]
     assert titles[0] != titles[1]
-    assert all(title.startswith("Big Band Noir Action") for title in titles)
+    assert all(re.fullmatch(r"Big Band Noir Action \(\w+\)", title) for title in titles), titles
 
     mp3s = [(await _get(await _link(api, job_id)))[2] for job_id in (first, second)]
     assert mp3s[0] != mp3s[1]

@@ -7,6 +7,7 @@ in epoch milliseconds) so that what a job looks like at a given moment is a pure
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 import time
 import zlib
@@ -183,8 +184,8 @@ class FakeJob:
 
     def title(self) -> str:
         """Words of the prompt and a name of its own: the takes of a generation differ."""
-        words = [word for word in self.prompt.replace("[", " ").replace("]", " ").split()]
-        base = " ".join(word.capitalize() for word in words[:4]) or "Untitled"
+        words = [word.strip(",.;:!?") for word in re.split(r"[\s\[\]]+", self.prompt)]
+        base = " ".join([word.capitalize() for word in words if word][:4]) or "Untitled"
         first = zlib.crc32(self.prompt.encode("utf-8", "surrogatepass"))
         name = TAKE_NAMES[(first + self.take) % len(TAKE_NAMES)]
         return f"{base} ({name})"

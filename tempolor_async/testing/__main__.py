@@ -124,7 +124,7 @@ OPTIONS = (
         default=8765,
         why="a fixed port a program can be pointed at",
     ),
-    _Option("token", str, "TOKEN", "the bearer token to accept; never read from USEAPI_TOKEN"),
+    _Option("token", str, "TOKEN", "the bearer token to accept; not read from USEAPI_TOKEN"),
     _Option("user_id", _user_id, "ID", "user_id of the pre-configured account"),
     _Option(
         "job_duration",

@@ -1,14 +1,14 @@
 """Media served without a token under /cdn, as a CDN would: real files, generated on first use.
 
 Like the service's CDN, it answers byte ranges (206, or 416 for a range past the end) and
-serves a generated track only with a signed ``auth_key`` that expires
-(``download_url_expiry``): the URL authentication of the CDN the service uses, with a
-timestamp, a random part, a user id and an MD5 hash over the path, ``timestamp-0-0-hash``.
+serves a generated track only with a signed ``auth_key`` that expires after
+``download_url_expiry`` seconds (then 403). The key has the shape of the documented example,
+``expires-rand-uid-md5hash``: an epoch second and an MD5 over the path, the expiry and a
+secret of the simulator, so a key opens only its own file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import struct
@@ -67,7 +67,7 @@ class MediaRoutes(TempolorBase):
         if found is None:
             return web.Response(status=404, text="Not Found", content_type="text/plain")
         data, content_type = found
-        headers = {"Accept-Ranges": "bytes", "ETag": f'"{hashlib.md5(data).hexdigest()}"'}
+        headers = {"Accept-Ranges": "bytes"}
         if byte_range is None:
             return web.Response(body=data, content_type=content_type, headers=headers)
         span = _byte_span(byte_range, len(data))

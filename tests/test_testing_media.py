@@ -296,3 +296,13 @@ async def test_callbacks_and_injected_bodies_are_compact_json():
     assert all(body == _compact(json.loads(body)) for body in bodies)
     assert status == 429
     assert body == _compact(json.loads(body))
+
+
+@pytest.mark.fake(job_duration=60, max_jobs=2)
+async def test_a_busy_answer_is_compact_and_in_the_documented_order(api, fake):
+    await api.generate()
+    status, body = await _raw(fake, "POST", "/music/song", json={"prompt": "x"})
+    assert status == 429
+    assert body.startswith(b'{"error":"Account is busy executing 2 jobs","runningJobs":{"')
+    assert body.endswith(b'}]},"code":429}')
+    assert body == _compact(json.loads(body))

@@ -111,6 +111,18 @@ async def test_a_wav_plays_a_melody_not_one_tone(api, fake):
     assert _pitch_changes(frames, rate) >= 3
 
 
+@pytest.mark.fake(job_duration=60, audio_seconds=4.0)
+async def test_an_mp3_plays_a_melody_not_silence(api, fake):
+    job_id = (await _completed_pair(api, fake))[0]
+    frames = _id3_title((await _get(await _link(api, job_id)))[2])[1]
+    starts = range(0, len(frames), MP3_FRAME_BYTES)
+    # All-zero side information (the 17 bytes after the header) is silence.
+    assert all(frames[start + 4 : start + 21] != bytes(17) for start in starts)
+    # Each note is its own spectral line, coded in the side information and main data.
+    notes = {frames[start + 4 : start + 40] for start in starts}
+    assert len(notes) >= 3
+
+
 @pytest.mark.parametrize("seconds", [1.0, 7.5])
 async def test_audio_seconds_sets_the_length_of_every_file(seconds):
     fake = FakeTempolor(job_duration=60, audio_seconds=seconds)

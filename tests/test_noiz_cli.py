@@ -120,7 +120,7 @@ async def test_clone_from_a_url_with_the_key_on_the_command_line(noiz_fake):
     [
         (["voices", "clone"], 2, "one of the arguments"),
         (["speak", "Hi", "--out", "x.wav"], 2, "--voice --reference"),
-        (["speak", " ", "--voice", "builtin-01", "--out", "x.wav"], 2, "text: must not be blank"),
+        (["speak", " ", "--voice", "95814add", "--out", "x.wav"], 2, "text: must not be blank"),
         (["speak", "Hi", "--voice", "nope", "--out", "x.wav"], 1, "404"),
         (["voices", "list", "--type", "mine"], 2, "invalid choice"),
     ],

@@ -311,3 +311,20 @@ async def test_speech_to_text_gives_back_its_own_words(http, noiz_fake):
     _status, again, _ = await call(http, noiz_fake, "POST", "/speech-to-text", data=other)
     assert first["data"]["transcript"] == again["data"]["transcript"] != said
     assert first["data"]["duration"] == 1.0
+
+
+async def test_a_reference_sent_as_octet_stream_and_saved_as_a_voice(http, noiz_fake):
+    """As Noiz's own script sends a reference: application/octet-stream with a file name."""
+    fields = form(
+        text="<Joy>Copy me!",
+        file=("me.wav", sample_audio(1.0), "application/octet-stream"),
+        save_voice="true",
+    )
+    status, body, _ = await call(http, noiz_fake, "POST", "/text-to-speech", data=fields)
+    assert status == 200
+    assert body[:4] == b"RIFF"
+    (saved,) = noiz_fake.custom_voices()
+    assert saved.display_name == "me"
+    upload = form(file=("said.wav", body, "application/octet-stream"))
+    status, said, _ = await call(http, noiz_fake, "POST", "/speech-to-text", data=upload)
+    assert said["data"]["transcript"] == "Copy me!"  # the words, without the annotation

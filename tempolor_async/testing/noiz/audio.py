@@ -24,6 +24,7 @@ BYTES_PER_SECOND = SAMPLE_RATE * 2  # mono, 16 bits
 SECONDS_PER_CHARACTER = 0.06
 # A stream sends each sentence as it is made, in pieces no larger than this.
 STREAM_PIECE_BYTES = 64 * 1024
+_ANNOTATION = re.compile(r"<[^<>\n]{1,40}>")
 _SENTENCE = re.compile("[^.!?\u3002\uff01\uff1f\n]+[.!?\u3002\uff01\uff1f\n]*")
 
 
@@ -105,7 +106,8 @@ class Transcripts:
         self._texts: OrderedDict[bytes, str] = OrderedDict()
 
     def remember(self, digest: bytes, text: str) -> None:
-        self._texts[digest] = text
+        """What was said: the text without its emotion annotations (``<Joy>``)."""
+        self._texts[digest] = _ANNOTATION.sub("", text)
         self._texts.move_to_end(digest)
         while len(self._texts) > self._size:
             self._texts.popitem(last=False)

@@ -289,3 +289,22 @@ def test_published_names_are_exported_sorted():
     assert noiz.__all__ == sorted(noiz.__all__)
     for name in ("SpeechStream", "Transcript", "VoiceDesign", "VoicePreview", "VoiceFeatures"):
         assert name in noiz.__all__
+
+
+async def test_a_path_whose_name_is_not_utf8_is_refused_before_sending(noiz_fake, noiz, tmp_path):
+    import os
+
+    raw = os.fsencode(tmp_path) + b"/m\xffe.wav"
+    with open(raw, "wb") as handle:
+        handle.write(sample_audio(1.0))
+    name = os.fsdecode(raw)  # what Python makes of such a name: a lone surrogate
+    calls = [
+        ("file", noiz.voices.clone(name)),
+        ("reference_audio", noiz.speech.synthesize("Hi", tmp_path / "x.wav", reference_audio=name)),
+        ("file", noiz.speech.transcribe(name)),
+    ]
+    for parameter, call in calls:
+        with pytest.raises(ValidationError, match="not valid UTF-8") as info:
+            await call
+        assert info.value.parameter == parameter
+    assert noiz_fake.requests == []

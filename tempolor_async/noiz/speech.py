@@ -17,11 +17,11 @@ import anyio.lowlevel
 
 from .. import _files, _validation
 from .._errors import ResponseDecodeError, ValidationError
-from .._files import CHUNK_BYTES, AtomicFile, FormUpload, Upload, UploadSource
+from .._files import CHUNK_BYTES, AtomicFile, FormUpload, UploadSource
 from .._protocol import ApiRequest, Kind
 from ._base import NoizResource
 from ._models import OutputFormat, Speech, Transcript
-from .voices import audio_upload, present
+from .voices import audio_upload, form_file, present
 
 MAX_TEXT = 5000
 MAX_STREAM_TEXT = 50_000
@@ -219,12 +219,8 @@ class SpeechResource(NoizResource):
         object: mp3, wav, m4a, ogg, flac, aac or webm, at most 50 MiB, checked before
         sending), with their times. ``language`` (e.g. ``"en"``) skips detection.
         Noiz API: POST /speech-to-text (https://developers.noiz.ai)"""
-        upload = Upload.prepare(
-            "file",
-            file,
-            content_type,
-            by_extension=TRANSCRIBE_TYPE_BY_EXTENSION,
-            allowed=TRANSCRIBE_TYPES,
+        upload = form_file(
+            "file", file, content_type, TRANSCRIBE_TYPE_BY_EXTENSION, TRANSCRIBE_TYPES
         )
         if upload.size is not None and upload.size > MAX_TRANSCRIBE_BYTES:
             raise ValidationError(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from .. import _protocol, _validation
@@ -44,12 +46,31 @@ DESCRIPTION_LENGTH = (20, 1000)
 
 def audio_upload(parameter: str, source: UploadSource, content_type: str | None) -> Upload:
     """A voice sample: WAV, MP3 or M4A, by the file's extension or ``content_type``."""
+    return form_file(parameter, source, content_type, AUDIO_TYPE_BY_EXTENSION, AUDIO_TYPES)
+
+
+def form_file(
+    parameter: str,
+    source: UploadSource,
+    content_type: str | None,
+    by_extension: Mapping[str, str],
+    allowed: frozenset[str],
+) -> Upload:
+    """A file for a multipart part, checked before anything is sent. Its name travels in the
+    part's header, which must be UTF-8: a path whose name is not (Python holds such bytes
+    as lone surrogates) is refused here rather than failing inside aiohttp."""
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        try:
+            name.encode() if isinstance(name, str) else name.decode()
+        except UnicodeError:
+            raise ValidationError(
+                parameter,
+                f"the file name {os.fsencode(name)!r} is not valid UTF-8: rename the file "
+                "or pass its contents as bytes",
+            ) from None
     return Upload.prepare(
-        parameter,
-        source,
-        content_type,
-        by_extension=AUDIO_TYPE_BY_EXTENSION,
-        allowed=AUDIO_TYPES,
+        parameter, source, content_type, by_extension=by_extension, allowed=allowed
     )
 
 
@@ -152,12 +173,8 @@ class Voices(NoizResource):
         }
         upload = None
         if picture is not None:
-            upload = Upload.prepare(
-                "picture",
-                picture,
-                picture_content_type,
-                by_extension=PICTURE_TYPE_BY_EXTENSION,
-                allowed=PICTURE_TYPES,
+            upload = form_file(
+                "picture", picture, picture_content_type, PICTURE_TYPE_BY_EXTENSION, PICTURE_TYPES
             )
         body = FormUpload(present(fields), upload, file_field="picture")
         request = ApiRequest("POST", "/voice-design", kind=Kind.UPLOAD, upload=body)

@@ -322,3 +322,28 @@ class RunBytes:
     code: int
     stdout: bytes
     stderr: str
+
+
+async def test_tempolor_simulate_noiz_takes_every_option_of_fake_noiz():
+    command = [sys.executable, "-m", "tempolor_async.cli", "simulate", "--noiz", "--port", "0"]
+    command += ["--noiz-key", KEY, "--noiz-credits", "5", "--noiz-max-page-size", "2"]
+    async with await anyio.open_process(command) as process:
+        text = ""
+        with anyio.fail_after(20):
+            while "API key:" not in text or not text.endswith("\n"):
+                text += (await process.stdout.receive()).decode()
+        base_url = re.search(r"base URL: (http://127\.0\.0\.1:\d+/v1)\n", text)
+        assert base_url is not None, text
+        headers = {"Authorization": KEY}
+        async with aiohttp.ClientSession(headers=headers) as session:
+            url = base_url[1] + "/voices?voice_type=built-in&limit=10"
+            async with session.get(url) as response:
+                assert len((await response.json())["data"]["voices"]) == 2
+            url = base_url[1] + "/text-to-speech"
+            async with session.post(url, data={"text": "Hi!"}) as response:
+                assert response.status == 200  # 3 of the 5 characters
+            async with session.post(url, data={"text": "Hi!"}) as response:
+                assert response.status == 402
+        process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(10):
+            assert await process.wait() == 0

@@ -308,3 +308,17 @@ async def test_a_path_whose_name_is_not_utf8_is_refused_before_sending(noiz_fake
             await call
         assert info.value.parameter == parameter
     assert noiz_fake.requests == []
+
+
+async def test_a_stream_cancelled_from_outside_stops_and_leaves_nothing_behind(noiz_fake, noiz):
+    import anyio
+
+    received = 0
+    with anyio.move_on_after(0.5) as scope:
+        async with noiz.speech.stream("A slow listener. " * 2000) as audio:
+            async for chunk in audio:
+                received += len(chunk)
+                await anyio.sleep(10)
+    assert scope.cancelled_caught
+    assert received > 0
+    assert await noiz.text.enhance_emotions("Still here!") == "<Joy>Still here!"

@@ -148,7 +148,6 @@ class FakeNoiz(FakeServer):
             for voice in self.voices.values()
             if voice.voice_type == voice_type
             and voice.delete_ms is None
-            and voice.voice_type in ("custom", "built-in")
             and (not keyword or voice.matches(keyword))
         ]
         if voice_type == "custom":

@@ -98,7 +98,7 @@ def _client(args: argparse.Namespace) -> NoizClient:
 
 
 async def cmd_noiz(args: argparse.Namespace, out: Output) -> int:
-    from . import _listing as _show  # the package imports this module first
+    from ._common import listing as _show
 
     async with _client(args) as noiz:
         if args.noiz_command == "speak":

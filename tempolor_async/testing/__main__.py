@@ -80,6 +80,13 @@ def _positive(text: str) -> int:
     return number
 
 
+def _zero_or_more(text: str) -> int:
+    number = _integer(text)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more, not {text}")
+    return number
+
+
 def _whole_seconds(text: str) -> int:
     number = _integer(text)
     if number < 0:
@@ -225,6 +232,21 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help="with --noiz, the API key to accept (default: %(default)s, as FakeNoiz; not "
         "read from NOIZ_API_KEY)",
     )
+    parser.add_argument(
+        "--noiz-credits",
+        type=_zero_or_more,
+        default=None,
+        metavar="CHARACTERS",
+        help="with --noiz, characters of text it will still synthesize, then 402 "
+        "(default: unlimited, as FakeNoiz)",
+    )
+    parser.add_argument(
+        "--noiz-max-page-size",
+        type=_positive,
+        default=100,
+        metavar="N",
+        help="with --noiz, the most voices a list page holds (default: %(default)s, as FakeNoiz)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -344,7 +366,13 @@ async def serve(args: argparse.Namespace) -> None:
     fake: FakeServer
     if getattr(args, "noiz", False):
         key = getattr(args, "noiz_key", None) or "fake-noiz-key"
-        fake = FakeNoiz(key, host=args.host, port=args.port)
+        fake = FakeNoiz(
+            key,
+            host=args.host,
+            port=args.port,
+            credits=getattr(args, "noiz_credits", None),
+            max_page_size=getattr(args, "noiz_max_page_size", 100),
+        )
         credential = f"API key: {key}"
     else:
         options = simulator_options(args)

@@ -113,3 +113,13 @@ async def test_four_workers_accept_every_callback(
         await callbacks_sent(fake, jobs)
     assert len(jobs) == 8
     assert fake.callback_errors == []  # none refused by a worker with another secret
+
+
+def test_the_readme_shows_these_commands() -> None:
+    from test_readme import section
+
+    several = section("### Several workers")
+    assert "uvicorn app:app --workers 4 --no-access-log" in several
+    assert "--workers 4 --worker-class aiohttp.GunicornWebWorker" in several
+    assert "app:create_app(" in several
+    assert "TEMPOLOR_CALLBACK_SECRET" in several

@@ -156,12 +156,11 @@ class CallbackReceiver:
             raise _Refused(404)
 
     @staticmethod
-    def _check_request(method: str, length: Callable[[], int | None]) -> None:
+    def _check_request(method: str, length: int | None) -> None:
         """Refuse a request with the right secret before its body is read."""
         if method != "POST":
             raise _Refused(405)
-        declared = length()
-        if declared is not None and declared > MAX_BODY_BYTES:
+        if length is not None and length > MAX_BODY_BYTES:
             raise _Refused(413)
 
     @contextmanager
@@ -211,8 +210,8 @@ class CallbackReceiver:
         if secret is None:
             secret = request.path.rpartition("/")[2]
         try:
-            self._check_secret(secret)
-            self._check_request(request.method, lambda: _aiohttp_length(request))
+            self._check_secret(secret)  # first: the headers are looked at only after it
+            self._check_request(request.method, _aiohttp_length(request))
             with self._read_slot():
                 body = await _read_limited(request)
             job = self._decode(body)
@@ -255,8 +254,8 @@ class CallbackReceiver:
             segments = path.split("/")
             if len(segments) != 2 or segments[0] != "":
                 raise _Refused(404)
-            self._check_secret(segments[1])
-            self._check_request(str(scope.get("method", "")), lambda: _asgi_length(scope))
+            self._check_secret(segments[1])  # first: the headers are looked at only after it
+            self._check_request(str(scope.get("method", "")), _asgi_length(scope))
             with self._read_slot():
                 body = await _asgi_body(receive)
             job = self._decode(body)

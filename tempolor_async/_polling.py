@@ -23,7 +23,8 @@ from ._errors import JobFailedError, JobTimeoutError, ResponseDecodeError
 from ._models import MusicJob
 
 if TYPE_CHECKING:
-    from ._engine import Engine, Waiter
+    from ._engine import Engine
+    from ._waits import Waiter
 
 JobCallback = Callable[[MusicJob], Awaitable[None] | None]
 # What the loop hands a waiter: a record of one of its jobs, or the error that ends its wait.

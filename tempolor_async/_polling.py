@@ -92,10 +92,11 @@ class _Wait:
             raise item
         if job_id not in self.pending:
             return
-        await self.watches[job_id].see(item, self.on_progress)
         if item.is_final:
+            # Seen final now: the result, even if on_progress runs past the deadline.
             del self.pending[job_id]
             finished.append(item)
+        await self.watches[job_id].see(item, self.on_progress)
 
     async def next_finished(self, waiter: Waiter) -> list[MusicJob]:
         """The jobs seen final next (at least one), or JobTimeoutError at the deadline.

@@ -42,6 +42,9 @@ FETCH_CONCURRENCY = 16
 # A waiter due within this share of its interval is served by a tick that comes first, so
 # that waiters started at different moments settle on shared ticks.
 DUE_SLACK = 0.25
+# A waited job the scheduler keeps listing still has its own record read this often: a
+# scheduler that lags behind the records must not hold a wait for ever.
+LISTED_FETCH_SECONDS = 60.0
 
 
 # ------------------------------------------------------------------- waiters
@@ -119,6 +122,8 @@ class WaitLoop:
         self._current: anyio.CancelScope | None = None  # the loop that takes new work
         self._group: TaskGroup | None = None  # its task group, for record fetches
         self._fetching: set[str] = set()
+        self._refetch: set[str] = set()  # hinted while their fetch was in flight
+        self._fetched_at: dict[str, float] = {}  # waited job -> its record's last read
         self._fetch_limit = anyio.CapacityLimiter(FETCH_CONCURRENCY)
         self._hosts: dict[asyncio.Task[None], tuple[anyio.CancelScope, anyio.Event]] = {}
         self._closed = False
@@ -134,6 +139,7 @@ class WaitLoop:
         self._waiters.add(waiter)
         for job_id in waiter.job_ids:
             self._jobs.setdefault(job_id, set()).add(waiter)
+            self._fetched_at.setdefault(job_id, waiter.started)
         self.ensure_loop()
         try:
             yield waiter
@@ -166,6 +172,7 @@ class WaitLoop:
             if not waiters:
                 del self._jobs[job_id]
                 self._listed.discard(job_id)
+                self._fetched_at.pop(job_id, None)
 
     def _deliver(self, job_id: str, item: MusicJob | BaseException, only: Iterable[Waiter]) -> None:
         for waiter in list(only):
@@ -278,6 +285,8 @@ class WaitLoop:
                 wanted.append(job_id)
             elif running is not None and job_id in running:
                 self._listed.add(job_id)
+                if started - self._fetched_at.get(job_id, started) >= LISTED_FETCH_SECONDS:
+                    wanted.append(job_id)
             elif job_id in self._listed or not due.isdisjoint(waiters):
                 self._listed.discard(job_id)
                 wanted.append(job_id)
@@ -329,8 +338,14 @@ class WaitLoop:
         try:
             async with self._fetch_limit:
                 await self._fetch(job_id)
+                # A callback that came while this fetch was in flight may know more than
+                # its answer: read the record once more.
+                while job_id in self._refetch:
+                    self._refetch.discard(job_id)
+                    await self._fetch(job_id)
         finally:
             self._fetching.discard(job_id)
+            self._refetch.discard(job_id)
 
     async def _fetch(self, job_id: str) -> None:
         """Fetch one record and hand it (or the error that ends their waits) to every waiter
@@ -338,6 +353,8 @@ class WaitLoop:
         if job_id not in self._jobs and job_id not in self.gate.submitted:
             return
         await self.limiter.acquire()
+        if job_id in self._fetched_at:
+            self._fetched_at[job_id] = time.monotonic()
         try:
             job = matched(job_id, await self._client.music.get(job_id), f"/music/{job_id}")
         except NotFoundError as exc:
@@ -365,6 +382,7 @@ class WaitLoop:
             await self._hinted.wait()
             self._hinted = anyio.Event()
             hinted, self._hints = list(self._hints), set()
+            self._refetch.update(job_id for job_id in hinted if job_id in self._fetching)
             self._fetch_soon(hinted)
 
     async def aclose(self) -> None:

@@ -49,6 +49,7 @@ from ._errors import (
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
+    CoordinationError,
     JobFailedError,
     JobTimeoutError,
     NotFoundError,
@@ -60,6 +61,7 @@ from ._errors import (
     TempolorError,
     ValidationError,
 )
+from ._fleet import RedisCoordination
 from ._models import (
     Account,
     AccountCapacity,
@@ -131,6 +133,7 @@ __all__ = [
     "Capacity",
     "ClonedVoice",
     "ConfigurationError",
+    "CoordinationError",
     "DownloadLink",
     "FileFormat",
     "InstrumentalModel",
@@ -149,6 +152,7 @@ __all__ = [
     "PaginationError",
     "PaymentRequiredError",
     "RateLimitError",
+    "RedisCoordination",
     "ResponseDecodeError",
     "RunningJob",
     "ServerError",

@@ -77,6 +77,7 @@ class CallbackReceiver:
         callback_poll_interval: float = 60.0,
     ) -> None:
         self.public_url = None if public_url is None else _check_public_url(public_url)
+        self._random_secret = secret is None  # a fleet's receivers cannot share it
         if secret is None:
             secret = secrets.token_urlsafe(32)
         if not isinstance(secret, str) or not _SECRET_CHARACTERS.match(secret):

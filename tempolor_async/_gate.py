@@ -15,12 +15,13 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from . import _protocol
+from ._coordination import Alone, Coordination
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -47,6 +48,8 @@ GATE_POLL_FIRST = 1.0
 VIEW_RETRY_SECONDS = 30.0
 # Statuses of a generation that set its account aside (section 12).
 REFUSALS = (401, 402, 403)
+# A song or instrumental generation creates two jobs, each on a slot.
+JOBS_PER_GENERATION = 2
 # Awaited right before each generation POST is sent (after its slot was granted), by the
 # task that sends it: a batch commits its intent there, so an item still queued for a slot
 # is never recorded as possibly sent. It may raise to call the send off.
@@ -119,6 +122,7 @@ class Gate:
         self.capacity_aware = capacity_aware
         self.cooldown = cooldown
         self.loop: WaitLoop  # set by the engine: it keeps the view fresh while slots are awaited
+        self.coordination: Coordination = Alone()  # set by the engine: the fleet, if any
         self._accounts: dict[str, _Account] = {}
         self._view_read = False
         self._view_failed_at = -math.inf
@@ -246,6 +250,7 @@ class Gate:
                 account.executing.discard(job_id)
             return
         owner, when = submitted
+        self.coordination.ended([job_id])
         now = time.monotonic()
         self._ended[job_id] = now
         duration = now - when
@@ -286,7 +291,7 @@ class Gate:
                 blocked.update(candidates)
                 continue
             self.queue.remove(ticket)
-            self._accounts[best].reserved += 2
+            self._accounts[best].reserved += JOBS_PER_GENERATION
             ticket.account = best
             ticket.granted.set()
 
@@ -324,11 +329,17 @@ class Gate:
             if named is None and several:
                 self._raise_if_all_set_aside(excluded)
             account = await self._take_slot(path, named, max_jobs, excluded, started)
+            leases = await self._lease(account, max_jobs)
+            if leases is None:  # the fleet's other processes hold the account's slots
+                self._release(account)
+                await self._await_fleet_slot(path, named, started)
+                continue
             sent = body if named is not None or not several else {**body, "user_id": account}
             attempt = time.monotonic()
             try:
                 submission = await self._post(path, sent, 0.0)
             except RateLimitError as exc:
+                self.coordination.give_back(account, leases)
                 self._note_busy(exc)
                 self._release(account)
                 delay = _protocol.busy_delay(exc.retry_after, floor=http.busy_retry_seconds)
@@ -343,6 +354,7 @@ class Gate:
                 await anyio.sleep(max(0.0, resume - time.monotonic()))
                 continue
             except APIStatusError as exc:
+                self.coordination.give_back(account, leases)
                 refused = exc.status in REFUSALS and several
                 if refused:  # before its slot is given back, so no one else is sent there
                     self._set_aside(account, exc)
@@ -356,11 +368,42 @@ class Gate:
                     continue
                 raise
             except BaseException:
+                # Sent or not is unknown: the leases expire unless jobs are seen to bind.
                 self._release(account)
                 raise
             self._submitted_jobs(account, submission)  # before the slot is given back
+            self.coordination.bind(account, leases, list(submission.jobs or []))
             self._release(account)
             return submission
+
+    async def _lease(self, user_id: str, max_jobs: int | None) -> list[str] | None:
+        """The fleet's leases on the slots this generation's jobs will take (``[]`` when no
+        fleet is consulted), or None when the fleet holds them all."""
+        if not self.coordination.joined:
+            return []
+        account = self._accounts[user_id]
+        limit = max_jobs or account.max_jobs or JOBS_PER_GENERATION
+        return await self.coordination.take(
+            user_id, JOBS_PER_GENERATION, limit, sorted(account.executing), account.other
+        )
+
+    async def _await_fleet_slot(self, path: str, named: str | None, started: float) -> None:
+        """Wait until a lease of the fleet ends (or a gate poll passes, then read the slots
+        again); RateLimitError at ``busy_timeout``."""
+        remaining = self._client._http.busy_timeout - (time.monotonic() - started)
+        if remaining <= 0:
+            raise self._no_slot_error(path, named)
+        await self.coordination.slot_freed(min(remaining, self.poll_every()))
+        if time.monotonic() - self.snapshot_at > self.poll_every():
+            await self._refresh_slots()
+
+    def fleet_ended(self, job_ids: Collection[str]) -> None:
+        """Another process of the fleet saw these jobs end: their slots are free."""
+        for job_id in job_ids:
+            if job_id not in self.submitted:
+                for account in self._accounts.values():
+                    account.executing.discard(job_id)
+        self._dispatch()
 
     async def _post(self, path: str, body: dict[str, Any], busy_timeout: float) -> Submission:
         before_send = BEFORE_SEND.get()
@@ -412,7 +455,7 @@ class Gate:
     def _release(self, user_id: str) -> None:
         account = self._accounts.get(user_id)
         if account is not None:
-            account.reserved = max(0, account.reserved - 2)
+            account.reserved = max(0, account.reserved - JOBS_PER_GENERATION)
         self._dispatch()
 
     def _submitted_jobs(self, user_id: str, submission: Submission) -> None:

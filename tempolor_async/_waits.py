@@ -187,9 +187,12 @@ class WaitLoop:
         """A callback said this job changed: confirm it at once if anything cares, that is
         if it claims the job ended (a wait, or a queued generation, needs that) or if a wait
         of the job reports progress. The confirming GET is the proof, never the callback."""
-        job_id = job.job_id or ""
+        self.hint_id(job.job_id or "", job.is_final)
+
+    def hint_id(self, job_id: str, final: bool) -> None:
+        """``hint`` for a callback another process of the fleet accepted."""
         waiters = self._jobs.get(job_id)
-        if job.is_final:
+        if final:
             wanted = waiters is not None or (
                 bool(self.gate.queue) and job_id in self.gate.submitted
             )

@@ -1,0 +1,225 @@
+"""Fleets through Redis (SPEC 17), against a real redis-server and the simulator: slot
+leases shared by every client of the fleet, callbacks fanned out to every process, leases
+of a dead holder expiring, and Redis lost mid-run."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import anyio
+import pytest
+from _redis import RedisServer
+
+from tempolor_async import (
+    CallbackReceiver,
+    ConfigurationError,
+    CoordinationError,
+    JobStatus,
+    MusicJob,
+    RedisCoordination,
+    TempolorClient,
+)
+from tempolor_async.testing import FakeTempolor
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "fleet-secret-0123456789abcdef"
+
+
+def posts(fake: FakeTempolor) -> int:
+    return len(fake.requests_to("POST", "/music/song"))
+
+
+def fleet_client(fake: FakeTempolor, url: str, **options: object) -> TempolorClient:
+    return fake.client(coordination=RedisCoordination(url, lease_ttl=2.0), **options)
+
+
+@pytest.mark.fake(job_duration=0.6, max_jobs=3)
+async def test_two_clients_share_an_account_without_a_429(
+    fake: FakeTempolor, redis_server: RedisServer
+) -> None:
+    peak = 0
+
+    async def member(name: str) -> None:
+        nonlocal peak
+        async with fleet_client(fake, redis_server.url) as client:
+            for number in range(4):
+                submission = await client.music.create_song(f"{name} {number}")
+                now = time.monotonic()
+                running = sum(1 for job in fake.jobs.values() if job.is_running(now))
+                peak = max(peak, running)
+                await client.await_jobs(submission.jobs or [])
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(member, "a")
+        group.start_soon(member, "b")
+    # Each generation takes two of the three slots: one at a time across the fleet, so the
+    # service never answered 429 and nothing was sent twice.
+    assert len(fake.submissions) == 8
+    assert posts(fake) == 8
+    assert peak <= 3
+
+
+@pytest.mark.fake(job_duration=1.0)
+async def test_a_callback_accepted_by_one_client_wakes_the_others_wait(
+    fake: FakeTempolor, redis_server: RedisServer
+) -> None:
+    serving = CallbackReceiver(secret=SECRET)
+    # This client's receiver accepts the callbacks of every job of the fleet.
+    async with serving.serve() as url, fleet_client(fake, redis_server.url, callbacks=serving):
+        # The waiting client's callbacks go to the other one's receiver; it polls every 60 s.
+        elsewhere = CallbackReceiver(url, secret=SECRET, callback_poll_interval=60)
+        async with fleet_client(fake, redis_server.url, callbacks=elsewhere) as waiting:
+            submission = await waiting.music.create_song("woken from afar")
+            with anyio.fail_after(20):  # far less than the 60 s safety poll
+                jobs = await waiting.await_jobs(submission.jobs or [])
+    assert all(job.status is JobStatus.COMPLETED for job in jobs)
+    assert fake.callback_errors == []
+
+
+@pytest.mark.fake(job_duration=0.3, max_jobs=3)
+async def test_the_leases_of_a_killed_holder_expire(
+    fake: FakeTempolor, redis_server: RedisServer
+) -> None:
+    holder = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        from tempolor_async import RedisCoordination
+
+        class Hooks:
+            def hinted(self, job_id, final): pass
+            def ended(self, job_ids): pass
+
+        async def main():
+            fleet = RedisCoordination({redis_server.url!r}, lease_ttl=1.5)
+            await fleet.open("killed", Hooks())
+            taken = await fleet.take("100349856", 2, 3, [], 0)
+            print("held" if taken else "refused", flush=True)
+            await asyncio.sleep(3600)
+
+        asyncio.run(main())
+        """
+    )
+    async with await anyio.open_process([sys.executable, "-c", holder]) as process:
+        assert process.stdout is not None
+        with anyio.fail_after(30):
+            line = await process.stdout.receive()
+        assert line.strip() == b"held"
+        process.send_signal(signal.SIGKILL)  # no chance to give its leases back
+        await process.wait()
+    other = RedisCoordination(redis_server.url)
+    await other.open("killed", _NoHooks())
+    try:
+        # The dead holder's two leases still count: two more do not fit in three slots.
+        assert await other.take("100349856", 2, 3, [], 0) is None
+        await anyio.sleep(2.0)  # its lease_ttl, and some
+        assert await other.take("100349856", 2, 3, [], 0)
+    finally:
+        await other.aclose()
+
+
+class _NoHooks:
+    def hinted(self, job_id: str, final: bool) -> None:
+        pass
+
+    def ended(self, job_ids: object) -> None:
+        pass
+
+
+@pytest.mark.faults
+@pytest.mark.fake(job_duration=0.8, max_jobs=4)
+async def test_redis_stopped_mid_run_every_wait_ends_and_nothing_is_sent_twice(
+    fake: FakeTempolor, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    results: list[MusicJob] = []
+    caplog.set_level(logging.WARNING, logger="tempolor_async")
+
+    async def member(name: str) -> None:
+        async with fleet_client(fake, redis_server.url) as client:
+            for number in range(4):
+                submission = await client.music.create_song(f"{name} {number}")
+                results.extend(await client.await_jobs(submission.jobs or []))
+
+    with anyio.fail_after(120):
+        async with anyio.create_task_group() as group:
+            group.start_soon(member, "a")
+            group.start_soon(member, "b")
+            await anyio.sleep(1.0)
+            redis_server.stop()
+    assert len(results) == 16
+    assert all(job.is_final for job in results)
+    prompts = [request.json()["prompt"] for request in fake.requests_to("POST", "/music/song")]
+    accepted = sorted(submission for submission in prompts)
+    assert len(set(accepted)) == 8  # every song accepted...
+    assert len(fake.submissions) == 8  # ...exactly once
+    lost = [r for r in caplog.records if "lost Redis" in r.getMessage()]
+    assert 1 <= len(lost) <= 2  # one WARNING per client
+    assert all(f"127.0.0.1:{redis_server.port}" in r.getMessage() for r in lost)
+
+
+async def test_redis_unreachable_at_open_is_a_coordination_error(fake: FakeTempolor) -> None:
+    from _redis import free_port, redis_executable
+
+    redis_executable()  # the redis package is needed for this one
+    url = f"redis://user:hunter2-password@127.0.0.1:{free_port()}/0"
+    client = fake.client(coordination=url)
+    with pytest.raises(CoordinationError) as caught:
+        async with client:
+            pass
+    assert isinstance(caught.value, ConfigurationError)
+    assert "127.0.0.1" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+    assert fake.requests == []
+
+
+def test_without_the_redis_package_a_coordination_url_names_the_extra() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["redis"] = None
+        import tempolor_async
+        from tempolor_async import ConfigurationError, TempolorClient
+        try:
+            TempolorClient(token="t", coordination="redis://127.0.0.1:1/0")
+        except ConfigurationError as exc:
+            print(exc)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert 'pip install "tempolor-async[redis]"' in done.stdout
+
+
+@pytest.mark.fake(job_duration=0.3)
+async def test_redis_holds_no_secret(fake: FakeTempolor, redis_server: RedisServer) -> None:
+    import redis.asyncio
+
+    receiver = CallbackReceiver(secret=SECRET)
+    async with receiver.serve(), fleet_client(fake, redis_server.url, callbacks=receiver) as c:
+        submission = await c.music.create_song("secret keeping")
+        store = redis.asyncio.from_url(redis_server.url)
+        try:
+            keys = [key.decode() for key in await store.keys("*")]
+            values = []
+            for key in keys:
+                kind = (await store.type(key)).decode()
+                if kind == "zset":
+                    values += [m.decode() for m in await store.zrange(key, 0, -1)]
+                elif kind == "hash":
+                    values += [
+                        f"{k.decode()}={v.decode()}" for k, v in (await store.hgetall(key)).items()
+                    ]
+        finally:
+            await store.aclose()
+        await c.await_jobs(submission.jobs or [])
+    assert keys
+    assert all(key.startswith("tempolor:") for key in keys)
+    for text in keys + values:
+        assert fake.token not in text
+        assert SECRET not in text

@@ -134,6 +134,7 @@ class RedisCoordination:
         self._lost = False
         self._freed = anyio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._maintainer: asyncio.Task[None] | None = None
         self._errors: tuple[type[BaseException], ...] = ()
 
     def __repr__(self) -> str:
@@ -166,10 +167,15 @@ class RedisCoordination:
         self._redis = client
         self._take = client.register_script(TAKE)
         self._renew = client.register_script(RENEW)
-        self._spawn(self._maintain())
+        self._maintainer = self._spawn(self._maintain())
 
     async def aclose(self) -> None:
-        """Give back every lease still held, stop listening, close the connection."""
+        """Finish the commands under way, give back the leases no job took (those of
+        running jobs expire after ``lease_ttl``), stop listening, close the connection."""
+        with anyio.CancelScope(shield=True):
+            pending = [task for task in self._tasks if task is not self._maintainer]
+            if pending:
+                await asyncio.wait(pending, timeout=COMMAND_TIMEOUT)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -181,8 +187,9 @@ class RedisCoordination:
         with anyio.CancelScope(shield=True):
             if self._held and not self._lost:
                 by_user: dict[str, list[str]] = {}
-                for lease, (user_id, _) in self._held.items():
-                    by_user.setdefault(user_id, []).append(lease)
+                for lease, (user_id, job_id) in self._held.items():
+                    if job_id is None:
+                        by_user.setdefault(user_id, []).append(lease)
                 with anyio.move_on_after(COMMAND_TIMEOUT), _quiet():
                     for user_id, leases in by_user.items():
                         await self._command(self._redis.zrem, self._key("leases", user_id), *leases)
@@ -190,10 +197,11 @@ class RedisCoordination:
             await self._redis.aclose()
             self._redis = None
 
-    def _spawn(self, coroutine: Any) -> None:
+    def _spawn(self, coroutine: Any) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _key(self, kind: str, user_id: str) -> str:
         return f"{self._prefix}{kind}:{user_id}"

@@ -223,3 +223,35 @@ async def test_redis_holds_no_secret(fake: FakeTempolor, redis_server: RedisServ
     for text in keys + values:
         assert fake.token not in text
         assert SECRET not in text
+
+
+async def test_the_command_joins_the_fleet_with_coordination(fake: FakeTempolor) -> None:
+    from _redis import free_port, redis_executable
+    from test_cli import assert_one_error_line, tempolor
+
+    redis_executable()
+    url = f"redis://:hunter2-password@127.0.0.1:{free_port()}/0"
+    run = await tempolor("--coordination", url, "song", "a fleet song", fake=fake)
+    assert run.code == 2
+    assert_one_error_line(run, "Redis", "127.0.0.1")
+    assert "hunter2" not in run.stderr
+    assert fake.requests == []  # nothing is sent before the fleet answers
+
+
+@pytest.mark.fake(job_duration=0.3)
+async def test_the_command_takes_leases_in_the_fleet(
+    fake: FakeTempolor, redis_server: RedisServer
+) -> None:
+    from test_cli import tempolor
+
+    run = await tempolor("song", "a fleet song", "--coordination", redis_server.url, fake=fake)
+    assert run.code == 0, run.stderr
+    assert len(fake.submissions) == 1
+    import redis.asyncio
+
+    store = redis.asyncio.from_url(redis_server.url)
+    try:
+        keys = [key.decode() for key in await store.keys("tempolor:*:jobs:*")]
+    finally:
+        await store.aclose()
+    assert keys  # its jobs were bound to leases taken in Redis

@@ -44,6 +44,7 @@ def _client(args: argparse.Namespace) -> TempolorClient:
         getattr(args, "token", None),
         base_url=getattr(args, "base_url", None),
         user_id=getattr(args, "user_id", None),
+        coordination=getattr(args, "coordination", None),
     )
 
 
@@ -399,6 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--user-id",
         default=argparse.SUPPRESS,
         help="account to act for (default: none; a generation goes to the freest account)",
+    )
+    common.add_argument(
+        "--coordination",
+        default=argparse.SUPPRESS,
+        help="join a fleet through this Redis URL (default: the TEMPOLOR_COORDINATION "
+        "environment variable, else this process alone)",
     )
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"

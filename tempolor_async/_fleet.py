@@ -44,7 +44,8 @@ COMMAND_TIMEOUT = 2.0
 REJOIN_EVERY = 1.0
 
 # KEYS: leases, jobs. ARGV: ttl ms, limit, running jobs no one names, lease count, the
-# leases..., the running job ids the caller's view lists...
+# leases..., the running job ids the caller's view lists... As section 12 and the service
+# have it, a generation may start while one slot of the account is free.
 TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -58,7 +59,7 @@ for i = 5 + count, #ARGV do
     external = external + 1
   end
 end
-if held + external + count > tonumber(ARGV[2]) then
+if held + external >= tonumber(ARGV[2]) then
   return 0
 end
 for i = 5, 4 + count do

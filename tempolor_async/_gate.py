@@ -44,6 +44,8 @@ GATE_POLL_SHARE = 1 / 15
 GATE_POLL_MIN = 0.2
 GATE_POLL_MAX = 5.0
 GATE_POLL_FIRST = 1.0
+# In a fleet, how often the slots are read while generations wait (at least).
+FLEET_VIEW_SECONDS = 5.0
 # After the view could not be read, generations are sent without it for this long.
 VIEW_RETRY_SECONDS = 30.0
 # Statuses of a generation that set its account aside (section 12).
@@ -138,7 +140,15 @@ class Gate:
         """When the loop should read the slots next (inf when no generation waits)."""
         if not self.queue:
             return math.inf
-        return -math.inf if self.refresh_now else self.snapshot_at + self.poll_every()
+        return -math.inf if self.refresh_now else self.snapshot_at + self.view_every()
+
+    def view_every(self) -> float:
+        """How often the slots are read while generations wait. In a fleet the leases in
+        Redis decide, and their ends are published at once: the view (for the jobs of other
+        programs) is read far less often."""
+        if self.coordination.joined:
+            return max(FLEET_VIEW_SECONDS, self.poll_every())
+        return self.poll_every()
 
     def poll_every(self) -> float:
         if self._typical_duration is None:
@@ -388,14 +398,12 @@ class Gate:
         )
 
     async def _await_fleet_slot(self, path: str, named: str | None, started: float) -> None:
-        """Wait until a lease of the fleet ends (or a gate poll passes, then read the slots
-        again); RateLimitError at ``busy_timeout``."""
+        """Wait until a lease of the fleet ends (or a gate poll passes); RateLimitError at
+        ``busy_timeout``."""
         remaining = self._client._http.busy_timeout - (time.monotonic() - started)
         if remaining <= 0:
             raise self._no_slot_error(path, named)
         await self.coordination.slot_freed(min(remaining, self.poll_every()))
-        if time.monotonic() - self.snapshot_at > self.poll_every():
-            await self._refresh_slots()
 
     def fleet_ended(self, job_ids: Collection[str]) -> None:
         """Another process of the fleet saw these jobs end: their slots are free."""
@@ -427,7 +435,7 @@ class Gate:
         self.queue.append(ticket)
         self._dispatch()
         if ticket.account is None:
-            if time.monotonic() - self.snapshot_at > self.poll_every():
+            if time.monotonic() - self.snapshot_at > self.view_every():
                 self.refresh_now = True
             self.loop.ensure_loop()
         remaining = self._client._http.busy_timeout - (time.monotonic() - started)

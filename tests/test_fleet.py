@@ -257,3 +257,36 @@ async def test_the_command_takes_leases_in_the_fleet(
     finally:
         await store.aclose()
     assert keys  # its jobs were bound to leases taken in Redis
+
+
+@pytest.mark.faults
+@pytest.mark.fake(job_duration=0.3)
+async def test_a_client_rejoins_the_fleet_when_redis_answers_again(
+    fake: FakeTempolor, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis.asyncio
+
+    caplog.set_level(logging.WARNING, logger="tempolor_async")
+    async with fleet_client(fake, redis_server.url) as client:
+        redis_server.stop()
+        # Alone meanwhile: the generation goes out once, under the service's own 429.
+        submission = await client.music.create_song("while Redis is away")
+        await client.await_jobs(submission.jobs or [])
+        assert any("lost Redis" in r.getMessage() for r in caplog.records)
+        redis_server.start()  # empty, on the same port
+        with anyio.fail_after(20):
+            while not any("rejoined the fleet" in r.getMessage() for r in caplog.records):  # noqa: ASYNC110
+                await anyio.sleep(0.1)
+        submission = await client.music.create_song("back in the fleet")
+        store = redis.asyncio.from_url(redis_server.url)
+        try:
+            with anyio.move_on_after(5):
+                while not (bound := await store.keys("tempolor:*:jobs:*")):  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+        finally:
+            await store.aclose()
+        await client.await_jobs(submission.jobs or [])
+    assert bound  # the second generation took its leases in Redis again
+    assert len(fake.submissions) == 2
+    lost = [r for r in caplog.records if "lost Redis" in r.getMessage()]
+    assert len(lost) == 1

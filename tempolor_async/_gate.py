@@ -131,16 +131,25 @@ class Gate:
         self._view_lock = anyio.Lock()
         self.snapshot_at = -math.inf  # when the slots were last read
         self.refresh_now = False  # read them at the next tick
+        self.running_read_at = -math.inf  # when the scheduler's list was last applied
         self.queue: list[_Ticket] = []
         self.submitted: dict[str, tuple[str, float]] = {}  # job id -> (account, when)
         self._ended: dict[str, float] = {}  # our jobs seen to end -> when
         self._typical_duration: float | None = None
 
     def next_read(self) -> float:
-        """When the loop should read the slots next (inf when no generation waits)."""
-        if not self.queue:
-            return math.inf
-        return -math.inf if self.refresh_now else self.snapshot_at + self.view_every()
+        """When the loop should read the slots next (inf when nothing needs them)."""
+        if self.queue:
+            return -math.inf if self.refresh_now else self.snapshot_at + self.view_every()
+        if self.watching_leases():
+            return self.running_read_at + FLEET_VIEW_SECONDS
+        return math.inf
+
+    def watching_leases(self) -> bool:
+        """In a fleet: jobs of this process hold leases and were not seen to end. The loop
+        reads the scheduler until they end, so their leases end rather than being renewed
+        for as long as the process lives."""
+        return self.coordination.joined and bool(self.submitted)
 
     def view_every(self) -> float:
         """How often the slots are read while generations wait. In a fleet the leases in
@@ -238,6 +247,7 @@ class Gate:
     def apply_running(self, jobs: Sequence[RunningJob], started: float) -> None:
         """The scheduler's list of running jobs, read from ``started`` on: our own
         submissions since then, and jobs seen to end since then, outrank it."""
+        self.running_read_at = time.monotonic()
         running: dict[str, set[str]] = {user_id: set() for user_id in self._accounts}
         for job in jobs:
             owner = account_of(job)
@@ -383,6 +393,8 @@ class Gate:
                 raise
             self._submitted_jobs(account, submission)  # before the slot is given back
             self.coordination.bind(account, leases, list(submission.jobs or []))
+            if leases and self.watching_leases():
+                self.loop.ensure_loop()  # to see the jobs end, and their leases with them
             self._release(account)
             return submission
 

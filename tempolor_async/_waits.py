@@ -212,7 +212,9 @@ class WaitLoop:
         self._wake.set()
 
     def _idle(self) -> bool:
-        return not self.gate.queue and not any(waiter.job_ids for waiter in self._waiters)
+        if self.gate.queue or self.gate.watching_leases():
+            return False
+        return not any(waiter.job_ids for waiter in self._waiters)
 
     async def stop_if_idle(self) -> None:
         """When nothing is left to serve, end the loop and wait for it: a finished wait
@@ -280,7 +282,8 @@ class WaitLoop:
         running: set[str] | None = None
         # The scheduler's list spares record fetches; when every record is wanted anyway
         # (progress for every job) and no generation waits for a slot, it is not needed.
-        if len(watched) < len(self._jobs) or self.gate.queue or self.gate.refresh_now:
+        needs_slots = self.gate.queue or self.gate.refresh_now or self.gate.watching_leases()
+        if len(watched) < len(self._jobs) or needs_slots:
             running = await self._read_scheduler(started)
         wanted: list[str] = []
         for job_id, waiters in self._jobs.items():

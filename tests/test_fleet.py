@@ -290,3 +290,25 @@ async def test_a_client_rejoins_the_fleet_when_redis_answers_again(
     assert len(fake.submissions) == 2
     lost = [r for r in caplog.records if "lost Redis" in r.getMessage()]
     assert len(lost) == 1
+
+
+@pytest.mark.fake(job_duration=0.3)
+async def test_leases_end_with_their_jobs_when_no_one_waits(
+    fake: FakeTempolor, redis_server: RedisServer
+) -> None:
+    import redis.asyncio
+
+    store = redis.asyncio.from_url(redis_server.url)
+    try:
+        async with fleet_client(fake, redis_server.url) as client:
+            await client.music.create_song("sent, never awaited")
+            leases = (await store.keys("tempolor:*:leases:*"))[0]
+            assert await store.zcard(leases) == 2
+            # The client stays open (it would renew its leases for ever): they end with the
+            # jobs, seen in the scheduler, not at lease_ttl after the process stops.
+            with anyio.fail_after(20):
+                while await store.zcard(leases):  # noqa: ASYNC110
+                    await anyio.sleep(0.1)
+            assert not client.closed
+    finally:
+        await store.aclose()

@@ -312,3 +312,47 @@ async def test_leases_end_with_their_jobs_when_no_one_waits(
             assert not client.closed
     finally:
         await store.aclose()
+
+
+MEMBER = """
+import asyncio, sys
+from tempolor_async import RedisCoordination, TempolorClient
+
+async def main(base_url, token, redis_url, name):
+    fleet = RedisCoordination(redis_url, lease_ttl=2.0)
+    async with TempolorClient(token, base_url=base_url, coordination=fleet) as client:
+        print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        async def song(number):
+            submission = await client.music.create_song(f"{name} {number}")
+            await client.await_jobs(submission.jobs or [])
+        await asyncio.gather(*(song(number) for number in range(5)))
+    print("done", flush=True)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+@pytest.mark.fake(job_duration=0.6, max_jobs=3)
+async def test_two_processes_share_an_account_without_a_429(
+    fake: FakeTempolor, redis_server: RedisServer
+) -> None:
+    argv = [sys.executable, "-c", MEMBER, fake.base_url, fake.token, redis_server.url]
+    with anyio.fail_after(120):
+        async with (
+            await anyio.open_process([*argv, "a"]) as first,
+            await anyio.open_process([*argv, "b"]) as second,
+        ):
+            members = (first, second)
+            for process in members:  # both joined the fleet: start them together
+                assert process.stdout is not None
+                assert (await process.stdout.receive()).strip() == b"ready"
+            for process in members:
+                assert process.stdin is not None
+                await process.stdin.send(b"go\n")
+            for process in members:
+                assert await process.wait() == 0
+                assert process.stdout is not None
+                assert (await process.stdout.receive()).strip() == b"done"
+    assert len(fake.submissions) == 10
+    assert posts(fake) == 10  # no POST answered 429, none sent twice

@@ -82,6 +82,7 @@ async def serve_simulator(duration: float) -> None:
             return web.json_response(
                 {
                     "posts": len(posts),
+                    "submissions": len(fake.submissions),
                     "prompts": [r.json()["prompt"] for r in posts],
                     "gets": len(gets),
                     "scheduler_gets": sum(1 for r in gets if "/scheduler" in r.path),
@@ -291,12 +292,13 @@ def killed_holder(duration: float) -> dict[str, Any]:
     try:
         _, info = fleet.simulator()
         _, redis = fleet.redis()
-        victim, survivor = fleet.workers(2, [1, 1], info["base_url"], redis)
+        # Two generations: four jobs, more than the account's three slots.
+        victim, survivor = fleet.workers(2, [2, 1], info["base_url"], redis)
         assert victim.stdin is not None
         assert survivor.stdin is not None
         victim.stdin.write("go\n")
         victim.stdin.flush()
-        time.sleep(0.5)  # its generation is accepted: two of the three slots are leased
+        time.sleep(0.3)  # its generations are accepted: every slot is leased
         survivor.stdin.write("go\n")
         survivor.stdin.flush()
         time.sleep(0.2)  # the survivor's generation queues for the fleet's slots
@@ -304,9 +306,10 @@ def killed_holder(duration: float) -> dict[str, Any]:
         os.kill(victim.pid, signal.SIGKILL)
         assert survivor.stdout is not None
         result = json.loads(survivor.stdout.readline())
-        finished = min(result["returned"].values())
-        # Its generation was accepted `duration` before its first job ended.
-        return {"slots_back_after": finished - duration - killed, "lease_ttl": LEASE_TTL}
+        final_at = control(info["control"], "/stats")["final_at"]
+        # The simulator started its jobs when it accepted the survivor's generation.
+        accepted = min(final_at[job_id] for job_id in result["returned"]) - duration
+        return {"slots_back_after": accepted - killed, "lease_ttl": LEASE_TTL}
     finally:
         fleet.stop()
 
@@ -333,8 +336,9 @@ def redis_stopped(duration: float) -> dict[str, Any]:
         return {
             "jobs_returned": len(returned),
             "songs_accepted": len(set(stats["prompts"])),
+            "generations_accepted": stats["submissions"],
             "posts": stats["posts"],
-            "answers_429": stats["posts"] - len(set(stats["prompts"])),
+            "answers_429": stats["posts"] - stats["submissions"],
         }
     finally:
         fleet.stop()

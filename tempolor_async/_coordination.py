@@ -37,6 +37,8 @@ class Coordination(Protocol):
     def joined(self) -> bool:
         """True while the fleet answers (leases and callbacks go through it)."""
 
+    view_stale: bool  # the last refusal counted running jobs no lease covers
+
     async def open(self, fleet: str, hooks: FleetHooks) -> None: ...
 
     async def aclose(self) -> None: ...
@@ -60,6 +62,7 @@ class Alone:
     """This process by itself: no fleet to ask."""
 
     joined = False
+    view_stale = False
 
     async def open(self, fleet: str, hooks: FleetHooks) -> None:
         pass

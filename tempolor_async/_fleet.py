@@ -45,7 +45,9 @@ REJOIN_EVERY = 1.0
 
 # KEYS: leases, jobs. ARGV: ttl ms, limit, running jobs no one names, lease count, the
 # leases..., the running job ids the caller's view lists... As section 12 and the service
-# have it, a generation may start while one slot of the account is free.
+# have it, a generation may start while one slot of the account is free. Answers 1 (taken),
+# 2 (the caller's view of running jobs fills the account) or, when the leases fill it, minus
+# the milliseconds until the first of them expires.
 TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -59,8 +61,12 @@ for i = 5 + count, #ARGV do
     external = external + 1
   end
 end
+if held >= tonumber(ARGV[2]) then
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return math.min(-1, now - tonumber(first[2]))
+end
 if held + external >= tonumber(ARGV[2]) then
-  return 0
+  return 2
 end
 for i = 5, 4 + count do
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[i])
@@ -133,6 +139,8 @@ class RedisCoordination:
         self._names = itertools.count()
         self._held: dict[str, tuple[str, str | None]] = {}  # lease -> (user_id, job_id)
         self._lost = False
+        self.view_stale = False  # the last refusal counted running jobs no lease covers
+        self._expiry = 0.0  # when the first lease of the last full account expires
         self._freed = anyio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._maintainer: asyncio.Task[None] | None = None
@@ -243,7 +251,9 @@ class RedisCoordination:
             taken = await self._command(self._take, keys=keys, args=args)
         except _Lost:
             return []
-        if not taken:
+        if taken != 1:
+            self.view_stale = taken == 2
+            self._expiry = anyio.current_time() + max(0, -int(taken)) / 1000
             return None
         for lease in leases:
             self._held[lease] = (user_id, None)
@@ -297,7 +307,9 @@ class RedisCoordination:
         await self._command(self._redis.publish, self._prefix + "ended", " ".join(job_ids))
 
     async def slot_freed(self, timeout: float) -> None:
-        """Wait until a lease of the fleet ends (or ``timeout``)."""
+        """Wait until a lease of the fleet ends or expires (or ``timeout``)."""
+        if not self.view_stale:
+            timeout = min(timeout, max(0.0, self._expiry - anyio.current_time()) + 0.01)
         with anyio.move_on_after(timeout):
             await self._freed.wait()
 

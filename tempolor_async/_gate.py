@@ -415,6 +415,13 @@ class Gate:
         remaining = self._client._http.busy_timeout - (time.monotonic() - started)
         if remaining <= 0:
             raise self._no_slot_error(path, named)
+        if self.coordination.view_stale:
+            # Refused for running jobs of the view that no lease covers: they may have ended
+            # (a killed holder's), so read the slots again, once for every waiting generation.
+            async with self._view_lock:
+                if time.monotonic() - self.snapshot_at > self.poll_every():
+                    await self._refresh_slots()
+                    return
         await self.coordination.slot_freed(min(remaining, self.poll_every()))
 
     def fleet_ended(self, job_ids: Collection[str]) -> None:

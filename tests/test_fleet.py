@@ -356,3 +356,17 @@ async def test_two_processes_share_an_account_without_a_429(
                 assert (await process.stdout.receive()).strip() == b"done"
     assert len(fake.submissions) == 10
     assert posts(fake) == 10  # no POST answered 429, none sent twice
+
+
+async def test_a_fleet_client_with_a_random_receiver_secret_warns_once(
+    fake: FakeTempolor, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tempolor_async")
+    async with fleet_client(fake, redis_server.url, callbacks=CallbackReceiver()):
+        pass
+    async with fleet_client(fake, redis_server.url, callbacks=CallbackReceiver(secret=SECRET)):
+        pass
+    async with fake.client(callbacks=CallbackReceiver()):  # alone: nothing to share
+        pass
+    warned = [r for r in caplog.records if "random secret" in r.getMessage()]
+    assert len(warned) == 1

@@ -75,9 +75,9 @@ async def test_download_out_with_a_separator_creates_the_folder(
 
 
 def test_no_two_jobs_share_a_file_name() -> None:
-    from tempolor_async.cli import _file_names
+    from tempolor_async.cli._music import file_names
 
-    names = _file_names(["u-job:abc", "v-job:abc", "w-job:a/bc", "x-job:ABC", "y-job:"], "mp3")
+    names = file_names(["u-job:abc", "v-job:abc", "w-job:a/bc", "x-job:ABC", "y-job:"], "mp3")
     assert len(set(map(str.lower, names.values()))) == 5
     assert names["u-job:abc"] == "abc.mp3"
 

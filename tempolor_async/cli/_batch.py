@@ -34,7 +34,7 @@ from .._models import FileFormat
 from ..batch import BatchReport, BatchRun, account_slots
 from ..batch._report import STATUSES
 from ..batch._requests import FIELDS, REQUEST_TYPES, InstrumentalRequest, SongRequest
-from . import _client
+from ._common import tempolor_client as _client
 from ._output import Output
 
 JOURNAL_NAME = ".tempolor-batch.sqlite"

@@ -8,6 +8,7 @@ job of each into ``./tempolor-demo/`` (``song-<itemId>.mp3``, ``instrumental-<it
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from pathlib import Path
@@ -20,11 +21,29 @@ from .._files import safe_name
 from .._models import FileFormat, MusicJob, Tonality
 from .._protocol import item_id_of
 from ..testing import FakeTempolor
+from ._common import Command, destination_folder
 from ._output import Output, human_size
 
 SONG_PROMPT = "dreamy synth-pop about the sea at night, airy female vocals"
 SONG_LYRICS = "Waves in the moonlight\nCarry me home\nStars on the water\nI'm never alone"
 INSTRUMENTAL_PROMPT = "warm lo-fi hip hop beat with soft piano and vinyl crackle"
+
+
+def add_command(command: Command) -> None:
+    """Register ``tempolor demo`` with the command line's ``command`` helper."""
+    demo = command(
+        "demo", cmd_demo, "generate, watch and download music offline, with the simulator"
+    )
+    demo.add_argument(
+        "--out",
+        default="tempolor-demo",
+        metavar="DIR",
+        help="folder for the files, created if missing (default: ./tempolor-demo)",
+    )
+
+
+async def cmd_demo(args: argparse.Namespace, out: Output) -> int:
+    return await run_demo(out, Path(destination_folder(args.out, "--out")))
 
 
 async def run_demo(out: Output, folder: Path, *, job_duration: float = 4.0) -> int:

@@ -67,6 +67,21 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help="with --noiz, the API key to accept (default: %(default)s; not read from "
         "NOIZ_API_KEY)",
     )
+    parser.add_argument(
+        "--noiz-credits",
+        type=_positive_or_zero,
+        default=None,
+        metavar="CHARACTERS",
+        help="with --noiz, characters of text it will still synthesize, then 402 "
+        "(default: unlimited)",
+    )
+    parser.add_argument(
+        "--noiz-max-page-size",
+        type=_positive,
+        default=100,
+        metavar="N",
+        help="with --noiz, the most voices a list page holds (default: %(default)s)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,6 +107,13 @@ def _seconds(text: str) -> float:
     return seconds
 
 
+def _positive_or_zero(text: str) -> int:
+    number = int(text)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more, not {text}")
+    return number
+
+
 def _positive(text: str) -> int:
     number = int(text)
     if number < 1:
@@ -103,7 +125,13 @@ async def serve(args: argparse.Namespace) -> None:
     fake: FakeServer
     if getattr(args, "noiz", False):
         key = getattr(args, "noiz_key", None) or "fake-noiz-key"
-        fake = FakeNoiz(key, host=args.host, port=args.port)
+        fake = FakeNoiz(
+            key,
+            host=args.host,
+            port=args.port,
+            credits=getattr(args, "noiz_credits", None),
+            max_page_size=getattr(args, "noiz_max_page_size", 100),
+        )
         credential = f"API key: {key}"
     else:
         fake = FakeTempolor(

@@ -1,6 +1,7 @@
 """The README's web apps under several worker processes ("Several workers"), exactly as
 written, against the simulator: the FastAPI app under ``uvicorn --workers 4``, the aiohttp.web
-app under gunicorn with four aiohttp workers."""
+app under gunicorn with four aiohttp workers; alone (a shared callback secret) and as a fleet
+(a private redis-server)."""
 
 from __future__ import annotations
 
@@ -90,16 +91,41 @@ def command(app: str, port: int) -> list[str]:
     return [sys.executable, *server, "--workers", "4", "--bind", f"127.0.0.1:{port}"]
 
 
+async def follow(base: str, jobs: list[str]) -> dict[str, float]:
+    """Each job's event stream, as a browser opens them, each on its own connection (so on
+    any worker): the monotonic time each stream ended with its final record."""
+    ended: dict[str, float] = {}
+
+    async def one(session: aiohttp.ClientSession, job_id: str) -> None:
+        async with session.get(f"{base}/songs/{job_id}/events") as stream:
+            assert stream.status == 200, await stream.text()
+            async for raw in stream.content:
+                line = raw.decode().strip()
+                if line.startswith("data: ") and '"COMPLETED"' in line:
+                    ended[job_id] = time.monotonic()
+
+    fresh = aiohttp.TCPConnector(force_close=True, limit=0)
+    async with aiohttp.ClientSession(connector=fresh) as session, anyio.create_task_group() as tg:
+        for job_id in jobs:
+            tg.start_soon(one, session, job_id)
+    return ended
+
+
+@pytest.mark.parametrize("fleet", [False, True], ids=["alone", "fleet"])
 @pytest.mark.parametrize("app", ["FastAPI", "aiohttp.web"])
 @pytest.mark.fake(job_duration=2.0, max_jobs=10)
 async def test_four_workers_accept_every_callback(
-    fake: FakeTempolor, tmp_path: Path, app: str
+    fake: FakeTempolor, tmp_path: Path, app: str, fleet: bool, request: pytest.FixtureRequest
 ) -> None:
+    """Every callback accepted, whichever worker it reaches; in a fleet (Redis), every
+    browser's wait also ends within seconds of its job, whichever worker serves it."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = command(app, port)
     (tmp_path / "app.py").write_text(web_example(app), encoding="utf-8")
     env = app_env(fake, base, secrets.token_urlsafe(32))
+    if fleet:
+        env["TEMPOLOR_COORDINATION"] = request.getfixturevalue("redis_server").url
     fresh = aiohttp.TCPConnector(force_close=True)  # a connection per request
     async with (
         serving(server, tmp_path, env, base),
@@ -110,9 +136,17 @@ async def test_four_workers_accept_every_callback(
             async with session.post(f"{base}/songs", json={"prompt": f"song {number}"}) as reply:
                 assert reply.status == 200, await reply.text()
                 jobs += (await reply.json())["jobs"]
+        if fleet:  # without one, a wait may last until its worker's 60 s safety poll
+            with anyio.fail_after(60):
+                ended = await follow(base, jobs)
         await callbacks_sent(fake, jobs)
     assert len(jobs) == 8
     assert fake.callback_errors == []  # none refused by a worker with another secret
+    if fleet:
+        late = {
+            job: ended[job] - (fake.jobs[job].started + fake.jobs[job].duration) for job in jobs
+        }
+        assert max(late.values()) < 5, late  # seconds after the job completed
 
 
 def test_the_readme_shows_these_commands() -> None:
@@ -123,3 +157,4 @@ def test_the_readme_shows_these_commands() -> None:
     assert "--workers 4 --worker-class aiohttp.GunicornWebWorker" in several
     assert "app:create_app(" in several
     assert "TEMPOLOR_CALLBACK_SECRET" in several
+    assert "export TEMPOLOR_COORDINATION=" in several

@@ -50,6 +50,7 @@ from ._errors import (
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
+    CoordinationError,
     JobFailedError,
     JobTimeoutError,
     NotFoundError,
@@ -61,6 +62,7 @@ from ._errors import (
     TempolorError,
     ValidationError,
 )
+from ._fleet import RedisCoordination
 from ._models import (
     Account,
     AccountCapacity,
@@ -132,6 +134,7 @@ __all__ = [
     "Capacity",
     "ClonedVoice",
     "ConfigurationError",
+    "CoordinationError",
     "DownloadLink",
     "FileFormat",
     "InstrumentalModel",
@@ -150,6 +153,7 @@ __all__ = [
     "PaginationError",
     "PaymentRequiredError",
     "RateLimitError",
+    "RedisCoordination",
     "ResponseDecodeError",
     "RunningJob",
     "ServerError",

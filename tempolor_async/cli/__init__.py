@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="account to act for (default: none; a generation goes to the freest account)",
     )
     common.add_argument(
+        "--coordination",
+        default=argparse.SUPPRESS,
+        help="join a fleet through this Redis URL (default: the TEMPOLOR_COORDINATION "
+        "environment variable, else this process alone)",
+    )
+    common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
     )
     parser = _Parser(

@@ -200,6 +200,7 @@ class Engine:
         self._view_lock = anyio.Lock()
         self._snapshot_at = -math.inf
         self._refresh_now = False
+        self._slots_stale = False  # see reread_slots_before_next_send
         self._queue: list[_Ticket] = []
         self._submitted: dict[str, tuple[str, float]] = {}  # job id -> (account, when)
         self._ended: dict[str, float] = {}  # our jobs seen to end -> when
@@ -515,6 +516,12 @@ class Engine:
             self._view_read = True
             return True
 
+    def reread_slots_before_next_send(self) -> None:
+        """A generation's answer was lost: its jobs may hold slots this view cannot see.
+        Mark the view stale, so the gate re-reads ``scheduler/available`` before its next
+        send (instead of meeting a 429 for its own jobs)."""
+        self._slots_stale = True
+
     async def _refresh_slots(self) -> None:
         """Read the slots again now (after a 429: the view missed something)."""
         started = time.monotonic()
@@ -652,7 +659,13 @@ class Engine:
                 )
             if named is None and several:
                 self._raise_if_all_set_aside(excluded)
+            if self._slots_stale:
+                self._slots_stale = False
+                await self._refresh_slots()
             account = await self._take_slot(path, named, max_jobs, excluded, started)
+            if self._slots_stale:  # marked while this one queued: read, then queue again
+                self._release(account)
+                continue
             sent = body if named is not None or not several else {**body, "user_id": account}
             attempt = time.monotonic()
             try:

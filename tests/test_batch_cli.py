@@ -254,7 +254,7 @@ async def test_killed_between_the_post_and_the_commit_of_its_job_ids(
     assert set(states(tmp_path / JOURNAL).values()) <= {"submitting"}
     await wait_until(lambda: len(fake.submissions) == received)  # accepted after the death
     fake.clear_faults()
-    run = await batch(fake, tmp_path, "items.jsonl")
+    run = await batch(fake, tmp_path, "items.jsonl", "--confirm-window", "1")
     assert run.code == 0, run.stderr
     assert_each_item_accepted_once_and_files_whole(fake, tmp_path, keys)
     assert len(generation_posts(fake)) == 3  # only the ones never sent were sent
@@ -352,7 +352,7 @@ async def test_killed_at_three_moments_against_the_standalone_simulator(tmp_path
                 banner += await server.stdout.receive()
         base_url = banner.decode().split("base URL:")[1].split()[0]
         env = {**os.environ, "TEMPOLOR_BASE_URL": base_url, "USEAPI_TOKEN": "fake-token"}
-        command = [sys.executable, "-m", "tempolor_async.cli", "batch", "items.jsonl"]
+        command = [sys.executable, "-m", "tempolor_async.cli", "batch", "items.jsonl", "--confirm-window", "1"]
         write_items(tmp_path, 4)
         journal = tmp_path / JOURNAL
         killed = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections import Counter
@@ -30,7 +31,7 @@ pytestmark = [
 
 
 def journal_rows(path: Path) -> dict[str, dict[str, Any]]:
-    with sqlite3.connect(path) as connection:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
         connection.row_factory = sqlite3.Row
         rows = connection.execute("SELECT * FROM items").fetchall()
     return {row["key"]: dict(row) for row in rows}
@@ -488,7 +489,7 @@ async def test_a_foreign_database_is_refused_and_left_as_it_was(
     fake: FakeTempolor, tmp_path: Path
 ) -> None:
     journal = tmp_path / "other.db"
-    with sqlite3.connect(journal) as connection:
+    with contextlib.closing(sqlite3.connect(journal)) as connection:
         connection.execute("CREATE TABLE notes (text TEXT)")
         connection.execute("INSERT INTO notes VALUES ('keep me')")
     before = journal.read_bytes()

@@ -17,8 +17,8 @@ are applied:
    (the offset is learnt from the ``Date`` header of the service's answer), it carries no
    other ``replyRef``, and no one owns it yet (any item of the journal, or someone else).
    Pages are walked back until records are older than the oldest intent, however many.
-   Items are served oldest intent first, each taking the oldest records that fit, so items
-   with identical parameters adopt at most as many records as exist.
+   Items are served oldest intent first, each taking the oldest records from its intent on,
+   so items with identical parameters adopt at most as many records as exist.
 4. **Not found is not proof.** A service may accept a generation after the client gave up
    on the request, so the runner sends an unconfirmed item again only after its
    ``confirm_window`` has passed (see :func:`resend_due`), looking again meanwhile.
@@ -184,15 +184,18 @@ def assign_records(
 ) -> dict[str, list[str]]:
     """Rule 3 for a group of items of one type and account: oldest intent first, each takes
     the oldest unowned matching records created after its intent. ``taken`` (every job id
-    someone owns) grows with what is assigned."""
-    oldest_first = sorted(candidates, key=_created)
+    someone owns) grows with what is assigned. Items are served oldest intent first, each
+    taking the oldest matching records from its intent on."""
     found: dict[str, list[str]] = {}
     for record in sorted(records, key=lambda record: record.intent_at or 0.0):
         need = wanted.get(record.key, 0)
         if need <= 0 or record.intent_at is None:
             continue
-        not_before = clock.service_time(record.intent_at) - clock.margin
-        for job in oldest_first:
+        intent = clock.service_time(record.intent_at)
+        not_before = intent - clock.margin
+        # Records from the intent on first, oldest first; those within the clock's margin
+        # before it only after them.
+        for job in sorted(candidates, key=lambda job: (_created(job) < intent, _created(job))):
             if len(found.get(record.key, [])) >= need:
                 break
             if (

@@ -147,6 +147,7 @@ class BatchRun:
         self._resending: set[str] = set()  # unconfirmed keys queued to be sent again
         self._unconfirmed = 0  # items whose answer was lost, still being looked for
         self._journal: Journal | None = None
+        self._folder_claimed = False  # the manifest is written only into a folder it owns
         self._accepted = 0
         self._queue: deque[tuple[BatchRequest, ItemRecord]] = deque()
         self._bound: int | None = None
@@ -183,6 +184,7 @@ class BatchRun:
                 await anyio.to_thread.run_sync(
                     _output.claim_folder, self.out_dir, self.journal_path, identity
                 )
+                self._folder_claimed = True
                 stems = [record.stem for record in self._records.values()]
                 await anyio.to_thread.run_sync(_output.remove_leftovers, self.out_dir, stems)
             await self._reconcile_leftovers()
@@ -208,7 +210,7 @@ class BatchRun:
     async def _finish(self) -> None:
         journal, self._journal = self._journal, None
         try:
-            if self.out_dir is not None and journal is not None:
+            if self.out_dir is not None and journal is not None and self._folder_claimed:
                 lines = self.manifest_lines()
                 await anyio.to_thread.run_sync(_output.write_manifest, self.out_dir, lines)
         finally:

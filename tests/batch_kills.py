@@ -89,8 +89,10 @@ async def campaign(kills: int, items: int, seed: int, folder: Path) -> dict[str,
         for user_id, slots in ACCOUNTS.items():
             if user_id not in fake.accounts:
                 fake.add_account(user_id, max_jobs=slots)
-        for number, fault in enumerate(FAULTS):
+        faults = [
             fake.inject("POST", "/music/*", times=None, seed=seed + number, **fault)
+            for number, fault in enumerate(FAULTS)
+        ]
         command = [sys.executable, __file__, "--child", fake.base_url, fake.token, str(folder)]
         command += ["--items", str(items)]
         env = {**os.environ, "PYTHONPYCACHEPREFIX": str(folder / "pycache")}
@@ -115,6 +117,9 @@ async def campaign(kills: int, items: int, seed: int, folder: Path) -> dict[str,
                 figures["runs_that_ended_before_the_kill"] += 1
             await anyio.sleep(rng.uniform(0.0, 1.5))  # late accepts land while it is down
         figures["seconds"] = round(time.monotonic() - started)
+        for fault in faults:  # how often each fault struck
+            kind = "handled 502" if fault.handled else "drop" if fault.drop else "delay"
+            figures[f"fault {kind} {fault.delay:g}s hits"] += fault.hits
         figures.update(check(fake, folder, items))
     return dict(figures)
 

@@ -281,7 +281,8 @@ def _check_header(path: Path, descriptor: int) -> None:
     """A file that exists must already be a journal (an SQLite database): nothing is
     written to it before it has been recognised, and an empty file is no journal."""
     try:
-        header = os.pread(descriptor, len(SQLITE_HEADER), 0)
+        os.lseek(descriptor, 0, os.SEEK_SET)
+        header = os.read(descriptor, len(SQLITE_HEADER))
     except OSError as exc:
         raise _refuse(path, f"cannot be read: {exc.strerror}") from None
     if not header:

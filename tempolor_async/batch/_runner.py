@@ -480,8 +480,15 @@ class BatchRun:
                     await self._set(record, "failed", error=str(error), failure="refused")
             elif isinstance(error, APIStatusError) and 400 <= error.status < 500:
                 await self._set(record, "failed", error=str(error), failure="refused")
-            elif not sent:  # called off before the POST: nothing went out
+            elif not sent:  # nothing went out: called off, or failed before the POST
+                tries = self._unanswered[record.key] = self._unanswered.get(record.key, 0) + 1
+                if error is not None and tries >= MAX_UNANSWERED_SENDS:
+                    await self._set(record, "failed", error=str(error), failure="send")
+                    return
                 await self._set(record, "pending", error=None)
+                if error is not None:  # e.g. the slots could not be read: not at once
+                    with anyio.move_on_after(_protocol.retry_delay(tries)):
+                        await self._stopped.wait()
                 if self.stopped_reason is None:
                     self._enqueue(request, record, first=True)
             else:

@@ -396,7 +396,11 @@ def _progress(
         group.start_soon(refresh_slots)
         group.start_soon(redraw, live)
         yield
-        slots.update({user: (0, maximum) for user, (_, maximum) in slots.items()})
+        counts = run.counts()
+        if not counts.get("submitting") and not counts.get("submitted"):
+            # Nothing of the batch runs any more: its slots are free (the view last read
+            # may be seconds old).
+            slots.update({user: (0, maximum) for user, (_, maximum) in slots.items()})
         live.update(view())
 
 

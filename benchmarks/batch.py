@@ -10,6 +10,10 @@ from the SDK's own DEBUG line per HTTP exchange, retries included.
 - **Journal**: commits per item, their mean and longest time (on the worker thread), and the
   longest stall of the event loop seen by a 5 ms ticker during the run.
 - **Resume**: a journal of finished items (their files on disk) run again: requests and time.
+- **Reconciliation**: the same small batch twice against an in-process simulator, once with
+  every answer delivered and once with every generation accepted but its answer lost (a 502
+  after the service acted), among other programs' records of the same type; the difference
+  in requests, per item, is what exact reconciliation costs.
 """
 
 from __future__ import annotations
@@ -225,6 +229,39 @@ async def commit_cost(folder: Path, commits: int) -> dict[str, Any]:
     }
 
 
+async def reconciliation_cost(folder: Path, items: int) -> dict[str, Any]:
+    """Requests per reconciled item: a batch whose every answer is lost, against the same
+    batch with every answer delivered (in-process simulator, 40 records of strangers)."""
+    from tempolor_async.testing import FakeTempolor
+
+    counts = {}
+    for lost in (False, True):
+        # Room for every generation at once: a lost answer hides its jobs from the gate
+        # until it reads the slots again, and a refused generation would only be re-sent.
+        async with FakeTempolor(job_duration=0.3, max_jobs=400, max_gen_count_at_once=400) as fake:
+            async with fake.client() as stranger:
+                for number in range(20):
+                    await stranger.music.create_song(f"someone else's song {number}")
+            if lost:
+                fake.inject("POST", "/music/*", status=502, handled=True, times=None)
+            before = len(fake.requests)
+            requests = [SongRequest(f"song {n}", key=f"s{n}") for n in range(items)]
+            async with fake.client() as client:
+                report = await client.run_batch(
+                    requests, journal=folder / f"lost-{lost}.sqlite", confirm_window=30.0
+                )
+            assert report.completed == items, report
+            assert len(fake.submissions) == 20 + items  # nothing paid twice
+            assert report.resent_unconfirmed == 0
+            counts[lost] = len(fake.requests) - before
+    return {
+        "items": items,
+        "clean": counts[False],
+        "lost": counts[True],
+        "per_item": (counts[True] - counts[False]) / items,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.batch", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
@@ -243,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
             rss = peak_rss_mib()
             resumed = asyncio.run(resume(base_url, finished, folder / "b"))
             commits = asyncio.run(commit_cost(folder / "c", 500 if args.quick else 2000))
+            (folder / "d").mkdir()
+            reconciled = asyncio.run(reconciliation_cost(folder / "d", 10 if args.quick else 40))
     finally:
         server.terminate()
         server.wait()
@@ -282,6 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"| resume, {resumed['items']} finished items | {resumed['seconds']:.2f} s, "
         f"{resumed['requests']} requests | 0 requests, < 2 s |"
+    )
+    print(
+        f"| reconciliation, {reconciled['items']} items with every answer lost | "
+        f"{reconciled['lost']} requests vs {reconciled['clean']} with the answers = "
+        f"**{reconciled['per_item']:.2f} requests per reconciled item** | |"
     )
     print("\nRequests of the batch by endpoint:\n")
     for endpoint, count in batch["by_endpoint"].items():

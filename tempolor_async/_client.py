@@ -309,6 +309,7 @@ class TempolorClient(BaseClient):
         min_remaining: int | None = None,
         on_event: EventCallback | None = None,
         retry_failed: bool = False,
+        confirm_window: float = 120.0,
     ) -> BatchReport:
         """Generate many tracks over every account's slots, with a journal that survives a
         crash without paying twice, and leave the files and ``manifest.jsonl`` in ``out_dir``.
@@ -318,7 +319,10 @@ class TempolorClient(BaseClient):
         the generations over the journal's whole life; ``min_remaining`` stops submitting
         once a submission's ``remainNum`` falls below it; ``on_event`` (sync or async) sees
         every change of an item's state; ``retry_failed=True`` sends failed items again (a
-        retry pays again). See the README's "Batches" section.
+        retry pays again); ``confirm_window`` is how long (seconds) an item whose answer was
+        lost and that the service does not show waits before it is sent again (sooner risks
+        paying twice for a generation the service accepts late). See the README's
+        "Batches" section.
         https://useapi.net/docs/api-tempolor-v1/post-tempolor-music-song
         """
         from .batch import BatchRun
@@ -333,6 +337,7 @@ class TempolorClient(BaseClient):
             min_remaining=min_remaining,
             on_event=on_event,
             retry_failed=retry_failed,
+            confirm_window=confirm_window,
         )
         return await run.run()
 

@@ -131,6 +131,7 @@ class Gate:
         self._view_lock = anyio.Lock()
         self.snapshot_at = -math.inf  # when the slots were last read
         self.refresh_now = False  # read them at the next tick
+        self._slots_stale = False  # see reread_slots_before_next_send
         self.running_read_at = -math.inf  # when the scheduler's list was last applied
         self.queue: list[_Ticket] = []
         self.submitted: dict[str, tuple[str, float]] = {}  # job id -> (account, when)
@@ -210,6 +211,12 @@ class Gate:
             self.apply_capacity(capacity, started)
             self._view_read = True
             return True
+
+    def reread_slots_before_next_send(self) -> None:
+        """A generation's answer was lost: its jobs may hold slots this view cannot see.
+        Mark the view stale, so the gate re-reads ``scheduler/available`` before its next
+        send (instead of meeting a 429 for its own jobs)."""
+        self._slots_stale = True
 
     async def _refresh_slots(self) -> None:
         """Read the slots again now (after a 429: the view missed something)."""
@@ -348,7 +355,13 @@ class Gate:
                 )
             if named is None and several:
                 self._raise_if_all_set_aside(excluded)
+            if self._slots_stale:
+                self._slots_stale = False
+                await self._refresh_slots()
             account = await self._take_slot(path, named, max_jobs, excluded, started)
+            if self._slots_stale:  # marked while this one queued: read, then queue again
+                self._release(account)
+                continue
             leases = await self._lease(account, max_jobs)
             if leases is None:  # the fleet's other processes hold the account's slots
                 self._release(account)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections import Counter
@@ -30,7 +31,7 @@ pytestmark = [
 
 
 def journal_rows(path: Path) -> dict[str, dict[str, Any]]:
-    with sqlite3.connect(path) as connection:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
         connection.row_factory = sqlite3.Row
         rows = connection.execute("SELECT * FROM items").fetchall()
     return {row["key"]: dict(row) for row in rows}
@@ -133,6 +134,7 @@ async def test_a_batch_generates_downloads_and_writes_a_manifest(
         ),
         *(f"{items[2].item_key}-{i}.{ext}" for i in (1, 2) for ext in ("mp3", "wav")),
         "manifest.jsonl",
+        ".tempolor-batch-owner",
     }
     manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert [line["key"] for line in manifest] == ["shanty", "lofi-84", items[2].item_key]
@@ -226,16 +228,24 @@ async def test_two_items_with_one_key_are_refused_for_the_second(
     assert "two items" in (duplicate[0].error or "")
 
 
-async def test_keys_that_make_the_same_file_name_are_refused(
-    fake: FakeTempolor, tmp_path: Path
+@pytest.mark.parametrize("other", ["a_b", "a b", "a:b", "A/B"])
+async def test_keys_that_make_the_same_file_name_are_refused_before_anything_is_sent(
+    fake: FakeTempolor, tmp_path: Path, other: str
 ) -> None:
-    items = [SongRequest("one", key="a/b"), SongRequest("two", key="a_b")]
+    items = [
+        SongRequest("zero", key="z"),
+        SongRequest("one", key="a/b"),
+        SongRequest("two", key=other),
+    ]
     async with fake.client() as client:
-        report = await client.run_batch(items, journal=tmp_path / "j.sqlite", out_dir=tmp_path)
-    assert [item.status for item in report.items] == ["downloaded", "failed"]
-    assert "same file names" in (report.items[1].error or "")
-    assert len(fake.submissions) == 1
-    assert sorted(p.name for p in report.items[0].files) == ["a_b-1.mp3", "a_b-2.mp3"]
+        with pytest.raises(ValidationError) as caught:
+            await client.run_batch(items, journal=tmp_path / "j.sqlite", out_dir=tmp_path)
+    assert "'a/b'" in str(caught.value)
+    assert repr(other) in str(caught.value)
+    assert "item 2" in str(caught.value)
+    assert "item 3" in str(caught.value)
+    assert fake.submissions == []
+    assert fake.requests == []
 
 
 async def test_a_failed_job_is_not_sent_again_unless_asked(
@@ -277,9 +287,12 @@ async def test_a_dropped_request_is_looked_for_then_sent_again(
     fake.inject("POST", "/music/instrumental", drop=True)  # never reached the handler
     async with fake.client() as client:
         report = await client.run_batch(
-            [InstrumentalRequest("beat", key="b")], journal=tmp_path / "j.sqlite"
+            [InstrumentalRequest("beat", key="b")],
+            journal=tmp_path / "j.sqlite",
+            confirm_window=1.0,
         )
     assert len(generation_posts(fake)) == 2
+    assert report.resent_unconfirmed == 1
     assert len(fake.submissions) == 1
     assert fake.requests_to("GET", "/scheduler/")  # it looked before sending again
     assert report.items[0].status == "completed"
@@ -306,7 +319,7 @@ async def test_reconciliation_never_takes_an_older_or_different_generation_for_i
                     fake.complete(job_id)
 
         report = await client.run_batch(
-            items, journal=tmp_path / "j.sqlite", on_event=finish_once_submitted
+            items, journal=tmp_path / "j.sqlite", on_event=finish_once_submitted, confirm_window=1.0
         )
     strangers = {*(older.jobs or []), *(other_model.jobs or [])}
     assert len(fake.submissions) == 3
@@ -476,7 +489,7 @@ async def test_a_foreign_database_is_refused_and_left_as_it_was(
     fake: FakeTempolor, tmp_path: Path
 ) -> None:
     journal = tmp_path / "other.db"
-    with sqlite3.connect(journal) as connection:
+    with contextlib.closing(sqlite3.connect(journal)) as connection:
         connection.execute("CREATE TABLE notes (text TEXT)")
         connection.execute("INSERT INTO notes VALUES ('keep me')")
     before = journal.read_bytes()

@@ -9,6 +9,7 @@ generation) then prove that no item's generation was accepted twice and no file 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -84,14 +85,14 @@ def states(journal: Path) -> dict[str, str]:
     if not journal.exists():
         return {}
     try:
-        with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as connection:
+        with contextlib.closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True)) as connection:
             return dict(connection.execute("SELECT key, state FROM items").fetchall())
     except sqlite3.OperationalError:  # created but its table not yet committed
         return {}
 
 
 def journal_jobs(journal: Path) -> dict[str, list[str]]:
-    with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as connection:
+    with contextlib.closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True)) as connection:
         rows = connection.execute("SELECT key, job_ids FROM items").fetchall()
     return {key: json.loads(job_ids) for key, job_ids in rows}
 
@@ -254,7 +255,7 @@ async def test_killed_between_the_post_and_the_commit_of_its_job_ids(
     assert set(states(tmp_path / JOURNAL).values()) <= {"submitting"}
     await wait_until(lambda: len(fake.submissions) == received)  # accepted after the death
     fake.clear_faults()
-    run = await batch(fake, tmp_path, "items.jsonl")
+    run = await batch(fake, tmp_path, "items.jsonl", "--confirm-window", "1")
     assert run.code == 0, run.stderr
     assert_each_item_accepted_once_and_files_whole(fake, tmp_path, keys)
     assert len(generation_posts(fake)) == 3  # only the ones never sent were sent
@@ -352,7 +353,15 @@ async def test_killed_at_three_moments_against_the_standalone_simulator(tmp_path
                 banner += await server.stdout.receive()
         base_url = banner.decode().split("base URL:")[1].split()[0]
         env = {**os.environ, "TEMPOLOR_BASE_URL": base_url, "USEAPI_TOKEN": "fake-token"}
-        command = [sys.executable, "-m", "tempolor_async.cli", "batch", "items.jsonl"]
+        command = [
+            sys.executable,
+            "-m",
+            "tempolor_async.cli",
+            "batch",
+            "items.jsonl",
+            "--confirm-window",
+            "1",
+        ]
         write_items(tmp_path, 4)
         journal = tmp_path / JOURNAL
         killed = []
@@ -393,3 +402,107 @@ async def test_killed_at_three_moments_against_the_standalone_simulator(tmp_path
     finally:
         server.terminate()
         await server.wait()
+
+
+# ------------------------------------------------- signals, piped output, the summary
+
+
+async def test_sigterm_stops_gracefully_with_summary_manifest_and_143(
+    fake: FakeTempolor, tmp_path: Path
+) -> None:
+    """``docker stop`` / ``timeout`` send SIGTERM: handled like Ctrl-C, not like a crash."""
+    write_items(tmp_path, 3)
+    fake.job_duration = 30.0
+    process = await start_batch(fake, tmp_path, "items.jsonl")
+    await wait_until(lambda: len(fake.submissions) == 3)
+    await wait_until(lambda: set(states(tmp_path / JOURNAL).values()) == {"submitted"})
+    process.send_signal(signal.SIGTERM)
+    assert await process.wait() == 143
+    assert process.stderr is not None
+    stderr = (await process.stderr.receive()).decode()
+    assert (
+        "3 items: 0 completed, 0 failed, 3 submitted (paid, not finished yet), 0 pending" in stderr
+    )
+    out = tmp_path / "tempolor-batch"
+    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert {line["status"] for line in manifest} == {"submitted"}
+    assert all(len(line["job_ids"]) == 2 for line in manifest)
+    wal = tmp_path / (str(JOURNAL) + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0  # folded at the graceful stop
+
+
+async def test_piped_output_shows_each_item_as_it_finishes(
+    fake: FakeTempolor, tmp_path: Path
+) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_text(
+        json.dumps({"key": "quick", "prompt": "quick"})
+        + "\n"
+        + json.dumps({"key": "slow", "prompt": "slow", "user_id": "slow-account"})
+        + "\n"
+    )
+    fake.add_account("slow-account", max_jobs=2)
+    process = await start_batch(fake, tmp_path, "items.jsonl")
+    assert process.stdout is not None
+    await wait_until(lambda: len(fake.submissions) == 2)
+    slow = next(jobs for jobs in fake.submissions if fake.jobs[jobs[0]].prompt == "slow")
+    for job_id in slow:
+        fake.jobs[job_id].duration = 3600.0  # held until the quick one has been printed
+    with anyio.fail_after(20):
+        first = (await process.stdout.receive()).decode()
+    assert first.startswith("quick\tdownloaded\t")
+    assert process.returncode is None  # printed while the run goes on
+    for job_id in slow:
+        fake.complete(job_id)
+    assert await process.wait() == 0
+    rest = b""
+    with contextlib.suppress(anyio.EndOfStream):
+        while True:
+            rest += await process.stdout.receive()
+    assert rest.decode().startswith("slow\tdownloaded\t")
+
+
+async def test_the_summary_says_one_item(fake: FakeTempolor, tmp_path: Path) -> None:
+    write_items(tmp_path, 1)
+    run = await batch(fake, tmp_path, "items.jsonl")
+    assert run.code == 0, run.stderr
+    assert "1 item: 1 completed, 0 failed, 0 pending; 1 generation submitted" in run.stderr
+
+
+@pytest.mark.parametrize("other", ["a_b", "a b", "a:b", "A/B"])
+async def test_keys_that_make_one_file_name_are_bad_lines(
+    fake: FakeTempolor, tmp_path: Path, other: str
+) -> None:
+    lines = [
+        {"key": "x", "prompt": "x"},
+        {"key": "a/b", "prompt": "1"},
+        {"key": other, "prompt": "2"},
+    ]
+    (tmp_path / "items.jsonl").write_text("\n".join(map(json.dumps, lines)) + "\n")
+    run = await batch(fake, tmp_path, "items.jsonl")
+    assert run.code == 2
+    assert "items.jsonl:3:" in run.stderr
+    assert "line 2" in run.stderr
+    assert fake.requests == []
+
+
+async def test_a_second_journal_into_one_folder_is_refused(
+    fake: FakeTempolor, tmp_path: Path
+) -> None:
+    write_items(tmp_path, 2)
+    first = await batch(fake, tmp_path, "items.jsonl", "--journal", "a.sqlite")
+    assert first.code == 0, first.stderr
+    before = len(fake.requests)
+    second = await batch(fake, tmp_path, "items.jsonl", "--journal", "b.sqlite")
+    assert second.code == 2
+    assert "a.sqlite" in second.stderr
+    assert len(fake.requests) == before
+    manifest = (tmp_path / "tempolor-batch" / "manifest.jsonl").read_text().splitlines()
+    assert len(manifest) == 2
+
+
+def test_the_slots_line_never_shows_more_in_use_than_max_jobs() -> None:
+    from tempolor_async.cli._batch import _slots
+
+    assert _slots("100349856", 4, 3) == "100349856: 3/3"
+    assert _slots("100349856", 1, 3) == "100349856: 1/3"

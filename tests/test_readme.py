@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -133,7 +134,7 @@ async def test_the_batch_command_and_the_journal_query_run(
         rows = shown.stdout.decode().splitlines()
     else:  # the same SQL through Python's sqlite3 module
         path, sql = re.fullmatch(r'sqlite3 (\S+) "(.*)"', query).groups()  # type: ignore[union-attr]
-        with sqlite3.connect(tmp_path / path) as connection:
+        with contextlib.closing(sqlite3.connect(tmp_path / path)) as connection:
             rows = ["|".join(map(str, row)) for row in connection.execute(sql)]
     assert sorted(row.split("|")[:2] for row in rows) == [
         ["ballad", "downloaded"],

@@ -6,13 +6,17 @@ generation is sent and the job ids right after the answer, which is what lets th
 tell "sent, answer lost" from "never sent". Every statement runs on a worker thread, one at
 a time, so the event loop never waits for the disk.
 
-A lock file beside the journal (``<journal>.lock``, ``flock``) keeps a second process from
-working the same journal; the operating system drops the lock when its holder dies, so a
-crashed run never blocks the next one.
+The journal file itself is locked (``flock`` on an open descriptor of it) while a run works
+it, so the lock belongs to the file's identity (device and inode): a symlink, a hard link or
+another spelling of the path meets the same lock. The operating system drops the lock when
+its holder dies, so a crashed run never blocks the next one. A file that is not a journal
+(an empty one included) is refused, never overwritten. Closing folds the write-ahead log
+into the main file (a checkpoint), so a journal at rest is one file to copy or move.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -54,6 +58,14 @@ CREATE TABLE items (
     updated_at  REAL NOT NULL
 );
 CREATE INDEX items_state ON items (state);
+"""
+# Job ids seen running under a replyRef that is no item's: someone else's generations, which
+# reconciliation must never adopt. Added to journals written before it existed, on open.
+FOREIGN_JOBS = """
+CREATE TABLE IF NOT EXISTS foreign_jobs (
+    job_id   TEXT PRIMARY KEY,
+    seen_at  REAL NOT NULL
+)
 """
 
 COLUMNS = (
@@ -152,10 +164,12 @@ class Journal:
 
     def __init__(self, path: Path, connection: sqlite3.Connection, lock: int | None) -> None:
         self.path = path
-        self._connection = connection
+        self._connection: sqlite3.Connection | None = connection
         self._lock = lock
         self._limiter = anyio.CapacityLimiter(1)
         self.records: dict[str, ItemRecord] = {}
+        self.foreign: set[str] = set()
+        self.identity: tuple[int, int] | None = None
         self.commits = 0
         self.commit_seconds = 0.0
         self.longest_commit = 0.0
@@ -174,22 +188,56 @@ class Journal:
         self.records[record.key] = record
         await anyio.to_thread.run_sync(self._write, record.row(), limiter=self._limiter)
 
+    async def remember_foreign(self, job_ids: set[str]) -> None:
+        """Record running jobs that are someone else's (see ``_reconcile``)."""
+        new = sorted(job_ids - self.foreign)
+        if not new:
+            return
+        self.foreign.update(new)
+        now = time.time()
+        rows = [(job_id, now) for job_id in new]
+        await anyio.to_thread.run_sync(self._write_foreign, rows, limiter=self._limiter)
+
+    def _write_foreign(self, rows: list[tuple[str, float]]) -> None:
+        connection = self._open_connection()
+        with connection:
+            connection.executemany(
+                "INSERT OR IGNORE INTO foreign_jobs (job_id, seen_at) VALUES (?, ?)", rows
+            )
+
+    def _open_connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise _refuse(self.path, "is closed")
+        return self._connection
+
     def _write(self, row: tuple[Any, ...]) -> None:
         started = time.perf_counter()
-        with self._connection:  # BEGIN ... COMMIT, or ROLLBACK on error
-            self._connection.execute(UPSERT, row)
+        connection = self._open_connection()
+        with connection:  # BEGIN ... COMMIT, or ROLLBACK on error
+            connection.execute(UPSERT, row)
         elapsed = time.perf_counter() - started
         self.commits += 1
         self.commit_seconds += elapsed
         self.longest_commit = max(self.longest_commit, elapsed)
 
     def close(self) -> None:
-        """Close the database and drop the lock. Synchronous: safe in cleanup after a
-        cancellation."""
-        self._connection.close()
-        if self._lock is not None:
-            os.close(self._lock)
-            self._lock = None
+        """Fold the write-ahead log into the main file, close the database and drop the lock.
+        Synchronous: safe in cleanup after a cancellation. Closing twice does nothing."""
+        connection, self._connection = self._connection, None
+        try:
+            if connection is not None:
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error:
+                    pass  # the commits are safe in the log; the next run folds it
+                finally:
+                    connection.close()
+        finally:
+            # Only after the connection: closing a descriptor of the file drops every POSIX
+            # lock this process holds on it, SQLite's own included.
+            if self._lock is not None:
+                os.close(self._lock)
+                self._lock = None
 
 
 def _refuse(path: Path, reason: str) -> ValidationError:
@@ -199,48 +247,65 @@ def _refuse(path: Path, reason: str) -> ValidationError:
 def _open(path: Path) -> Journal:
     if path.is_dir():
         raise _refuse(path, "is a folder; give the path of a journal file")
-    _check_header(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    connection, fresh = _connect(path)  # recognised before anything is written to it
-    lock = None
+    lock, created = _lock_file(path)
+    connection: sqlite3.Connection | None = None
     try:
-        lock = _take_lock(path)
+        if not created:
+            _check_header(path, lock)
+        identity = os.fstat(lock)
+        # SQLite names its write-ahead log after the path it is given: the resolved one, so a
+        # symlink finds the log a crashed run left beside the real file.
+        real = Path(os.path.realpath(path))
+        connection, fresh = _connect(real, path)  # recognised before anything is written
         _prepare(connection, path, fresh)
         journal = Journal(path, connection, lock)
+        journal.identity = (identity.st_dev, identity.st_ino)
         rows = connection.execute(f"SELECT {', '.join(COLUMNS)} FROM items ORDER BY rowid")
         for row in rows:
             record = ItemRecord.from_row(row)
             journal.records[record.key] = record
+        journal.foreign = {row[0] for row in connection.execute("SELECT job_id FROM foreign_jobs")}
     except BaseException:
-        connection.close()
-        if lock is not None:
-            os.close(lock)
+        if connection is not None:
+            connection.close()
+        os.close(lock)
+        if created:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
         raise
     return journal
 
 
-def _check_header(path: Path) -> None:
-    """A file that exists must already be an SQLite database (nothing is written to it
-    before it has been recognised as a journal)."""
+def _check_header(path: Path, descriptor: int) -> None:
+    """A file that exists must already be a journal (an SQLite database): nothing is
+    written to it before it has been recognised, and an empty file is no journal."""
     try:
-        with open(path, "rb") as file:
-            header = file.read(len(SQLITE_HEADER))
-    except FileNotFoundError:
-        return
+        os.lseek(descriptor, 0, os.SEEK_SET)
+        header = os.read(descriptor, len(SQLITE_HEADER))
     except OSError as exc:
         raise _refuse(path, f"cannot be read: {exc.strerror}") from None
-    if header and header != SQLITE_HEADER:
+    if not header:
+        raise _refuse(path, "is an empty file, not a batch journal (remove it to start afresh)")
+    if header != SQLITE_HEADER:
         raise _refuse(path, "is not a batch journal (not an SQLite database)")
 
 
-def _take_lock(path: Path) -> int | None:
-    if fcntl is None:  # pragma: no cover - no flock: no protection against a second process
-        return None
-    lock_path = path.with_name(path.name + ".lock")
+def _lock_file(path: Path) -> tuple[int, bool]:
+    """Open the journal file (creating it if missing) and lock it for this process: the
+    lock follows the file, however its path is spelled. Returns the descriptor, and whether
+    this call created the file."""
+    created = False
     try:
-        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            created = True
+        except FileExistsError:
+            descriptor = os.open(path, os.O_RDWR)
     except OSError as exc:
-        raise _refuse(path, f"cannot be locked: {exc.strerror}") from None
+        raise _refuse(path, f"cannot be opened: {exc.strerror}") from None
+    if fcntl is None:  # pragma: no cover - no flock: no protection against a second process
+        return descriptor, created
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -248,14 +313,14 @@ def _take_lock(path: Path) -> int | None:
         raise _refuse(
             path, "is in use by another running batch (two runs never share a journal)"
         ) from None
-    return descriptor
+    return descriptor, created
 
 
-def _connect(path: Path) -> tuple[sqlite3.Connection, bool]:
-    """Open the file and recognise it (a journal, or an empty database) without writing;
-    also tells whether it is new."""
+def _connect(real: Path, path: Path) -> tuple[sqlite3.Connection, bool]:
+    """Open the file and recognise it (a journal, or a database this run just created)
+    without writing; also tells whether it is new."""
     try:
-        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        connection = sqlite3.connect(real, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
         raise _refuse(path, f"cannot be opened: {exc}") from None
     try:
@@ -289,10 +354,14 @@ def _prepare(connection: sqlite3.Connection, path: Path, fresh: bool) -> None:
             connection.executescript(
                 "BEGIN;"
                 + SCHEMA
+                + FOREIGN_JOBS
+                + ";"
                 + f"PRAGMA application_id = {APPLICATION_ID};"
                 + f"PRAGMA user_version = {SCHEMA_VERSION};"
                 + "COMMIT;"
             )
+        else:
+            connection.execute(FOREIGN_JOBS)
     except sqlite3.Error as exc:
         raise _refuse(path, f"cannot be written: {exc}") from None
 

@@ -53,7 +53,9 @@ class BatchReport:
     with no ``out_dir``, generated). ``generations_submitted`` counts the generations this
     run had accepted. ``stopped_reason`` is None, or why submitting stopped early:
     ``"budget"`` (``max_generations``), ``"min_remaining"``, ``"no_account"`` (every account
-    refused) or ``"interrupted"``.
+    refused) or ``"interrupted"``. ``resent_unconfirmed`` counts the items sent again
+    because their answer was lost and the service did not show them within
+    ``confirm_window``.
     """
 
     completed: int
@@ -62,3 +64,4 @@ class BatchReport:
     generations_submitted: int
     items: tuple[BatchItemResult, ...]
     stopped_reason: str | None = None
+    resent_unconfirmed: int = 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -36,7 +35,14 @@ from .._errors import (
 from .._models import Submission
 from . import _output
 from ._journal import ItemRecord, Journal, total_generations
-from ._reconcile import find_generations
+from ._reconcile import (
+    MAX_BATCH_REPLY_REF,
+    batch_reply_ref,
+    find_generations,
+    look_interval,
+    new_token,
+    resend_due,
+)
 from ._report import BatchEvent, BatchItemResult, BatchReport, Status
 from ._requests import InstrumentalRequest, SongRequest
 
@@ -47,8 +53,10 @@ BatchRequest = SongRequest | InstrumentalRequest
 BatchItems = Iterable[BatchRequest] | AsyncIterable[BatchRequest]
 EventCallback = Callable[[BatchEvent], Awaitable[None] | None]
 
-# Seconds to let a generation whose answer was lost settle before looking for it.
+# Seconds to let a generation whose answer was lost settle before the first look for it.
 SETTLE_SECONDS = 2.0
+# Seconds an unconfirmed item waits (looking again meanwhile) before it is sent again.
+DEFAULT_CONFIRM_WINDOW = 120.0
 # Items downloading at once.
 DOWNLOAD_CONCURRENCY = 4
 # Generations in flight (queued at the gate or being sent) when the slots cannot be read.
@@ -89,6 +97,7 @@ class BatchRun:
         min_remaining: int | None = None,
         on_event: EventCallback | None = None,
         retry_failed: bool = False,
+        confirm_window: float = DEFAULT_CONFIRM_WINDOW,
     ) -> None:
         if isinstance(formats, str):
             formats = [formats]
@@ -104,9 +113,16 @@ class BatchRun:
             raise ValidationError("journal", "must be the path of a journal file")
         if on_event is not None and not callable(on_event):
             raise ValidationError("on_event", "must be callable")
+        if (
+            isinstance(confirm_window, bool)
+            or not isinstance(confirm_window, (int, float))
+            or not 0 <= confirm_window < float("inf")
+        ):
+            raise ValidationError("confirm_window", "must be a finite number of seconds, >= 0")
         if isinstance(items, (Sequence, set, frozenset)):
             for number, item in enumerate(items, 1):
                 _check_item(number, item)
+            check_file_names((number, item.item_key) for number, item in enumerate(items, 1))
         self._client = client
         self._items = items
         self.journal_path = Path(journal)
@@ -116,8 +132,10 @@ class BatchRun:
         self.min_remaining = min_remaining
         self._on_event = on_event
         self.retry_failed = retry_failed
+        self.confirm_window = float(confirm_window)
         self.started = time.monotonic()
         self.generations_submitted = 0
+        self.resent_unconfirmed = 0
         self.stopped_reason: str | None = None
         # This run's items in the order given: a key, its type, and the result of an item
         # refused within the run (None: the journal row tells).
@@ -125,7 +143,11 @@ class BatchRun:
         self._seen: set[str] = set()
         self._records: dict[str, ItemRecord] = {}
         self._stems: dict[str, str] = {}
+        self._refusals: dict[str, str] = {}  # key -> why this run refused its journal row
+        self._resending: set[str] = set()  # unconfirmed keys queued to be sent again
+        self._unconfirmed = 0  # items whose answer was lost, still being looked for
         self._journal: Journal | None = None
+        self._folder_claimed = False  # the manifest is written only into a folder it owns
         self._accepted = 0
         self._queue: deque[tuple[BatchRequest, ItemRecord]] = deque()
         self._bound: int | None = None
@@ -155,7 +177,14 @@ class BatchRun:
             self._records = dict(self._journal.records)
             self._stems = {record.stem.lower(): key for key, record in self._records.items()}
             self._accepted = total_generations(self._records)
+            if isinstance(self._items, (Sequence, set, frozenset)):
+                self._check_against_journal(self._items)
             if self.out_dir is not None:
+                identity = self._journal.identity
+                await anyio.to_thread.run_sync(
+                    _output.claim_folder, self.out_dir, self.journal_path, identity
+                )
+                self._folder_claimed = True
                 stems = [record.stem for record in self._records.values()]
                 await anyio.to_thread.run_sync(_output.remove_leftovers, self.out_dir, stems)
             await self._reconcile_leftovers()
@@ -181,7 +210,7 @@ class BatchRun:
     async def _finish(self) -> None:
         journal, self._journal = self._journal, None
         try:
-            if self.out_dir is not None and journal is not None:
+            if self.out_dir is not None and journal is not None and self._folder_claimed:
                 lines = self.manifest_lines()
                 await anyio.to_thread.run_sync(_output.write_manifest, self.out_dir, lines)
         finally:
@@ -209,6 +238,7 @@ class BatchRun:
             generations_submitted=self.generations_submitted,
             items=items,
             stopped_reason=stopped_reason or self.stopped_reason,
+            resent_unconfirmed=self.resent_unconfirmed,
         )
 
     def counts(self) -> dict[str, int]:
@@ -228,20 +258,19 @@ class BatchRun:
         )
 
     def manifest_lines(self) -> list[dict[str, Any]]:
-        lines = []
-        for key, kind, refused in self._entries:
-            record = None if refused is not None else self._records[key]
-            lines.append(
-                {
-                    "key": key,
-                    "type": kind,
-                    "status": record.state if record is not None else "failed",
-                    "job_ids": list(record.job_ids) if record is not None else [],
-                    "files": list(record.files) if record is not None else [],
-                    "error": record.error if record is not None else refused and refused.error,
-                }
-            )
-        return lines
+        """One line per item the journal holds, whichever run or input file brought it; an
+        item this run refused keeps its recorded state, with the refusal as its error."""
+        return [
+            {
+                "key": key,
+                "type": record.type,
+                "status": record.state,
+                "job_ids": list(record.job_ids),
+                "files": list(record.files),
+                "error": self._refusals.get(key, record.error),
+            }
+            for key, record in self._records.items()
+        ]
 
     def _finished(self, status: str) -> bool:
         return status == "downloaded" or (status == "completed" and self.out_dir is None)
@@ -274,7 +303,7 @@ class BatchRun:
                 type=request.type,
                 params=request.parameters(),
                 digest=request.digest,
-                reply_ref=request.reply_ref or f"tempolor-batch:{secrets.token_hex(12)}",
+                reply_ref=batch_reply_ref(request.reply_ref, new_token()),
             )
             self._records[key] = record
         elif record.digest != request.digest:
@@ -282,12 +311,17 @@ class BatchRun:
                 request,
                 "names different parameters in this journal than in an earlier run; "
                 "give the changed item a new key (nothing was sent for it)",
+                keep=record,
             )
             return
         self._entries.append((key, record.type, None))
         state = record.state
-        if state in ("pending", "submitting"):
+        if state == "pending":
             self._enqueue(request, record)
+        elif state == "submitting":  # a crashed run's lost answer, not found at the start
+            self._generating += 1
+            ended = (record.intent_at or time.time()) + self._client._http.timeout
+            group.start_soon(self._guarded, self._leftover, request, record, ended)
         elif state == "submitted":
             group.start_soon(self._guarded, self._follow, record)
         elif state in ("completed", "downloaded"):
@@ -303,13 +337,39 @@ class BatchRun:
         if len(self._entries) % 64 == 0:  # a long list of finished items yields now and then
             await anyio.lowlevel.checkpoint()
 
-    async def _refuse(self, request: BatchRequest, reason: str) -> None:
-        """An item this run will not touch: failed in the report, absent from the journal."""
+    async def _refuse(
+        self, request: BatchRequest, reason: str, *, keep: ItemRecord | None = None
+    ) -> None:
+        """An item this run will not touch: failed in the report. Its journal row (``keep``,
+        if any) stays as recorded, and the manifest names the refusal."""
         key = request.item_key
         error = ValidationError("key", f"{key!r} {reason}")
-        refused = BatchItemResult(key=key, status="failed", error=str(error))
+        refused = BatchItemResult(
+            key=key,
+            status="failed",
+            job_ids=tuple(keep.job_ids) if keep is not None else (),
+            files=tuple(self._path(name) for name in keep.files) if keep is not None else (),
+            error=str(error),
+        )
+        if keep is not None:
+            self._refusals[key] = str(error)
         self._entries.append((key, request.type, refused))
         await self._emit_result(refused)
+
+    def _check_against_journal(self, items: Iterable[BatchRequest]) -> None:
+        """Before anything is sent: no new key of the input may make the file names of a
+        key the journal already holds."""
+        for number, item in enumerate(items, 1):
+            key = item.item_key
+            if key in self._records:
+                continue
+            other = self._stems.get(_output.stem_for(key).lower())
+            if other is not None and other != key:
+                raise ValidationError(
+                    "items",
+                    f"item {number}: key {key!r} makes the same file names as key {other!r} "
+                    "of this journal; give it another key (nothing was sent)",
+                )
 
     def _missing_files(self, record: ItemRecord) -> list[tuple[str, str, str]]:
         """``(job id, format, file name)`` of each file this run wants and does not have."""
@@ -340,7 +400,8 @@ class BatchRun:
 
     def _budget_left(self) -> bool:
         limit = self.max_generations
-        return limit is None or self._accepted + self._in_flight < limit
+        spent = self._accepted + self._in_flight + self._unconfirmed
+        return limit is None or spent < limit
 
     async def _dispatch(self, group: anyio.abc.TaskGroup) -> None:
         """Start a generation task per queued item while the bound and budget allow."""
@@ -358,7 +419,7 @@ class BatchRun:
                     self._generating += 1
                     group.start_soon(self._guarded, self._generate, request, record)
                     continue
-                if self._in_flight == 0:
+                if self._in_flight == 0 and self._unconfirmed == 0:
                     self._stop("budget")
                     return
             if not self._queue and self._producer_done and self._generating == 0:
@@ -390,7 +451,7 @@ class BatchRun:
         try:
             if self.stopped_reason is not None:
                 return
-            submission, error, called_off = await self._send(request, record)
+            submission, error = await self._send(request, record)
             # The intent is committed right before the POST; an item still "pending" here was
             # never sent (called off, or refused while it waited for a slot).
             sent = record.state == "submitting"
@@ -419,21 +480,25 @@ class BatchRun:
                     await self._set(record, "failed", error=str(error), failure="refused")
             elif isinstance(error, APIStatusError) and 400 <= error.status < 500:
                 await self._set(record, "failed", error=str(error), failure="refused")
-            else:
-                # The answer is unknown (no response, a 5xx, an unreadable body, or the send
-                # was called off): look for the generation before anything else.
-                await anyio.sleep(SETTLE_SECONDS if sent and not called_off else 0)
-                found = await self._find([record]) if sent else {}
-                unanswered = self._unanswered[record.key] = self._unanswered.get(record.key, 0) + 1
-                if record.key in found:
-                    await self._accept(record, found[record.key], sent_now=True)
-                elif not called_off and unanswered >= MAX_UNANSWERED_SENDS:
-                    # Looked for, not found: known not accepted, so it may fail now.
+            elif not sent:  # nothing went out: called off, or failed before the POST
+                tries = self._unanswered[record.key] = self._unanswered.get(record.key, 0) + 1
+                if error is not None and tries >= MAX_UNANSWERED_SENDS:
                     await self._set(record, "failed", error=str(error), failure="send")
-                else:
-                    await self._set(record, "pending", error=None)
-                    if self.stopped_reason is None:
-                        self._enqueue(request, record, first=True)
+                    return
+                await self._set(record, "pending", error=None)
+                if error is not None:  # e.g. the slots could not be read: not at once
+                    with anyio.move_on_after(_protocol.retry_delay(tries)):
+                        await self._stopped.wait()
+                if self.stopped_reason is None:
+                    self._enqueue(request, record, first=True)
+            else:
+                # The answer is unknown (no response, a 5xx, an unreadable body, or a stop
+                # called the send off mid-flight): the service may have accepted it.
+                self._client._engine.gate.reread_slots_before_next_send()
+                self._in_flight -= 1  # the wait for it must not hold back other items
+                admitted = False
+                self._notify()
+                await self._settle_unconfirmed(request, record, time.time(), error, sent_now=True)
         finally:
             if admitted:
                 self._in_flight -= 1
@@ -444,27 +509,34 @@ class BatchRun:
 
     async def _send(
         self, request: BatchRequest, record: ItemRecord
-    ) -> tuple[Submission | None, TempolorError | None, bool]:
+    ) -> tuple[Submission | None, TempolorError | None]:
         """Send the generation, committing its intent once the capacity gate has a slot for
-        it, right before the POST. Returns the submission, or the error, and whether a stop
-        called the send off."""
+        it, right before the POST. Returns the submission, or the error (neither when a stop
+        called the send off)."""
         parameters = request.parameters()
         parameters["reply_ref"] = record.reply_ref
+
+        scope = anyio.CancelScope()
 
         async def commit_intent() -> None:
             if self.stopped_reason is not None:
                 raise _CalledOff
+            if record.key in self._resending:
+                self._resending.discard(record.key)
+                self.resent_unconfirmed += 1
             record.intent_at = time.time()
             record.job_ids = []
             await self._set(record, "submitting", error=None)
             if self.stopped_reason is not None:  # stopped during the commit: nothing sent
                 await self._set(record, "pending", error=None)
                 raise _CalledOff
+            # From here the POST goes out: a stop no longer calls it off (its answer is
+            # worth more than a lost one); only a cancellation of the whole run does.
+            self._sends.discard(scope)
 
         submission: Submission | None = None
         error: TempolorError | None = None
-        called_off = False
-        with anyio.CancelScope() as scope:
+        with scope:
             self._sends.add(scope)
             hook = BEFORE_SEND.set(commit_intent)
             try:
@@ -473,13 +545,13 @@ class BatchRun:
                 else:
                     submission = await self._client.music.create_instrumental(**parameters)
             except _CalledOff:
-                called_off = True
+                pass
             except TempolorError as exc:
                 error = exc
             finally:
                 BEFORE_SEND.reset(hook)
                 self._sends.discard(scope)
-        return submission, error, called_off or scope.cancelled_caught
+        return submission, error
 
     async def _accept(self, record: ItemRecord, job_ids: list[str], *, sent_now: bool) -> None:
         record.job_ids = job_ids
@@ -490,31 +562,101 @@ class BatchRun:
         await self._set(record, "submitted", error=None)
 
     async def _find(self, records: list[ItemRecord]) -> dict[str, list[str]]:
-        """Reconcile, riding out transient failures; other errors end the run (the items
-        stay ``submitting``, for the next run to look for)."""
+        """Reconcile (``_reconcile`` holds the rules), riding out transient failures; other
+        errors end the run (the items stay ``submitting``, for the next run to look for).
+        Running jobs seen to be someone else's are remembered in the journal."""
+        assert self._journal is not None
         failures = 0
         while True:
-            claimed = {job_id for record in self._records.values() for job_id in record.job_ids}
             try:
-                return await find_generations(self._client, records, claimed)
+                lookup = await find_generations(
+                    self._client,
+                    records,
+                    journal_records=self._records.values(),
+                    foreign=self._journal.foreign,
+                )
             except TempolorError as exc:
                 if not _protocol.transient(exc):
                     raise
                 failures += 1
                 await anyio.sleep(_protocol.retry_delay(min(failures, 5)))
+                continue
+            with anyio.CancelScope(shield=True):
+                await self._journal.remember_foreign(lookup.foreign)
+            return lookup.found
 
     async def _reconcile_leftovers(self) -> None:
-        """Items a previous run left ``submitting``: adopt what the service accepted, and
-        return the rest to ``pending``, before anything new is sent."""
+        """Items a previous run left ``submitting``: before anything new is sent, adopt what
+        the service accepted, and return to ``pending`` those whose confirm window has
+        passed. The others stay ``submitting`` and are looked for while the run goes on."""
         leftovers = [record for record in self._records.values() if record.state == "submitting"]
         if not leftovers:
             return
+        self._client._engine.gate.reread_slots_before_next_send()
         found = await self._find(leftovers)
+        timeout = self._client._http.timeout
         for record in leftovers:
             if record.key in found:
                 await self._accept(record, found[record.key], sent_now=False)
-            else:
+            elif resend_due((record.intent_at or 0.0) + timeout, self.confirm_window):
+                self._resending.add(record.key)
                 await self._set(record, "pending", error=None)
+
+    async def _leftover(self, request: BatchRequest, record: ItemRecord, ended: float) -> None:
+        """A crashed run's item whose generation was not found yet: look on, then resend."""
+        try:
+            await self._settle_unconfirmed(
+                request, record, ended, None, sent_now=False, looked=True
+            )
+        finally:
+            self._generating -= 1
+            self._notify()
+        if record.state == "submitted":
+            await self._follow(record)
+
+    async def _settle_unconfirmed(
+        self,
+        request: BatchRequest,
+        record: ItemRecord,
+        ended: float,
+        error: TempolorError | None,
+        *,
+        sent_now: bool,
+        looked: bool = False,
+    ) -> None:
+        """An item whose answer was lost (``ended``: when its request ended, wall clock).
+        Look for its generation, again at least every 10 s, until found or until
+        ``confirm_window`` has passed; only then is it sent again. A stop leaves it
+        ``submitting`` (the next run looks again); it fails only after being sent and not
+        found ``MAX_UNANSWERED_SENDS`` times."""
+        self._unconfirmed += 1
+        try:
+            interval = look_interval(self.confirm_window)
+            delay = interval if looked else min(SETTLE_SECONDS, interval)
+            while True:
+                if self.stopped_reason is None:
+                    remaining = ended + self.confirm_window - time.time()
+                    with anyio.move_on_after(max(0.0, min(delay, remaining))):
+                        await self._stopped.wait()
+                delay = interval
+                found = await self._find([record])
+                if record.key in found:
+                    await self._accept(record, found[record.key], sent_now=sent_now)
+                    return
+                if self.stopped_reason is not None:
+                    return  # stays submitting: the next run looks again, window and all
+                if resend_due(ended, self.confirm_window):
+                    break
+        finally:
+            self._unconfirmed -= 1
+        unanswered = self._unanswered[record.key] = self._unanswered.get(record.key, 0) + 1
+        if error is not None and unanswered >= MAX_UNANSWERED_SENDS:
+            # Sent that often, looked for each time, never found: known not accepted.
+            await self._set(record, "failed", error=str(error), failure="send")
+            return
+        self._resending.add(record.key)
+        await self._set(record, "pending", error=None)
+        self._enqueue(request, record, first=True)
 
     # ------------------------------------------------------- waiting, files
 
@@ -603,6 +745,28 @@ def _check_item(number: int, item: object) -> None:
             "items",
             f"item {number} is a {type(item).__name__}, not a SongRequest or InstrumentalRequest",
         )
+    if item.reply_ref is not None and len(item.reply_ref) > MAX_BATCH_REPLY_REF:
+        raise ValidationError(
+            "reply_ref",
+            f"item {number}: at most {MAX_BATCH_REPLY_REF} characters in a batch "
+            "(the batch's own token follows it)",
+        )
+
+
+def check_file_names(keys: Iterable[tuple[int, str]]) -> None:
+    """Refuse keys that reduce to one file name (``a/b`` and ``a_b``, or a difference of
+    case only), naming both keys and their numbers (lines, items), before anything is sent."""
+    seen: dict[str, tuple[int, str]] = {}
+    for number, key in keys:
+        stem = _output.stem_for(key).lower()
+        first = seen.get(stem)
+        if first is not None and first[1] != key:
+            raise ValidationError(
+                "key",
+                f"{key!r} (item {number}) and {first[1]!r} (item {first[0]}) make the same "
+                f"file names ({_output.stem_for(key)}-1.*); give one another key",
+            )
+        seen.setdefault(stem, (number, key))
 
 
 async def _enumerate(items: BatchItems) -> AsyncIterator[tuple[int, BatchRequest]]:

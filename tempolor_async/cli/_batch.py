@@ -4,9 +4,10 @@ Every line is checked before anything is sent (bad lines are listed with their n
 2). The run keeps a journal (``<out>/.tempolor-batch.sqlite`` by default), so running the
 same command again resumes where the last run stopped, crashed or was interrupted. On a
 terminal a live display shows the items per state, each account's slots in use, the time
-elapsed and an estimate of the time left; piped, it prints one row per item at the end.
-Exit 0 when every item completed, 1 when any failed (or some could not be submitted), 130
-when interrupted.
+elapsed and an estimate of the time left; piped, it prints one row per item as soon as that
+item finishes (flushed), then the rest and the summary. Exit 0 when every item completed, 1
+when any failed (or some could not be submitted), 130 when interrupted (Ctrl-C), 143 after
+SIGTERM (``kill``, ``docker stop``, ``timeout``): both stop gracefully.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from .._client import TempolorClient
 from .._errors import TempolorError, ValidationError
 from .._models import FileFormat
 from ..batch import BatchReport, BatchRun, account_slots
-from ..batch._report import STATUSES
+from ..batch._output import stem_for
+from ..batch._reconcile import MAX_BATCH_REPLY_REF
+from ..batch._report import STATUSES, BatchEvent
 from ..batch._requests import FIELDS, REQUEST_TYPES, InstrumentalRequest, SongRequest
 from ._common import tempolor_client as _client
-from ._output import Output
+from ._output import Output, _cell
 
 JOURNAL_NAME = ".tempolor-batch.sqlite"
 INTEGER_FIELDS = frozenset({"bpm", "max_jobs"})
@@ -82,6 +85,26 @@ def add_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     batch.add_argument(
         "--retry-failed", action="store_true", help="send failed items again (pays again)"
     )
+    batch.add_argument(
+        "--confirm-window",
+        type=_seconds,
+        default=120.0,
+        metavar="S",
+        help="seconds before an item whose answer was lost, and that the service does not "
+        "show, is sent again (default 120; shorter risks paying twice for a late accept)",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds, zero or more (got {text!r})"
+        )
+    return value
 
 
 def _formats(text: str) -> list[str]:
@@ -131,6 +154,7 @@ def load_items(path: Path) -> list[SongRequest | InstrumentalRequest]:
     items: list[SongRequest | InstrumentalRequest] = []
     problems: list[tuple[int, str]] = []
     first_line: dict[str, int] = {}
+    stems: dict[str, tuple[int, str]] = {}
     for line, row in rows:
         if isinstance(row, str):
             problems.append((line, row))
@@ -144,6 +168,23 @@ def load_items(path: Path) -> list[SongRequest | InstrumentalRequest]:
         if key in first_line:
             problems.append((line, f"key {key!r} is already used on line {first_line[key]}"))
             continue
+        if item.reply_ref is not None and len(item.reply_ref) > MAX_BATCH_REPLY_REF:
+            problems.append(
+                (line, f"reply_ref: at most {MAX_BATCH_REPLY_REF} characters in a batch")
+            )
+            continue
+        stem = stem_for(key)
+        other = stems.get(stem.lower())
+        if other is not None:
+            problems.append(
+                (
+                    line,
+                    f"key {key!r} makes the same file names ({stem}-1.*) as key {other[1]!r} "
+                    f"on line {other[0]}; give one of them another key",
+                )
+            )
+            continue
+        stems[stem.lower()] = (line, key)
         first_line[key] = line
         items.append(item)
     if not items and not problems:
@@ -232,6 +273,7 @@ async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
         return 2
     out_dir = Path(args.out)
     journal = Path(args.journal) if args.journal else out_dir / JOURNAL_NAME
+    printed: set[str] = set()
     async with _client(args) as client:
         run = BatchRun(
             client,
@@ -242,11 +284,14 @@ async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
             max_generations=args.max_generations,
             min_remaining=args.min_remaining,
             retry_failed=args.retry_failed,
+            confirm_window=args.confirm_window,
+            on_event=None if out.live or out.as_json else _print_finished(printed),
         )
         report: BatchReport | None = None
         error: Exception | None = None
+        received: list[int] = []
         async with anyio.create_task_group() as group:
-            group.start_soon(_cancel_on_interrupt, group.cancel_scope)
+            group.start_soon(_cancel_on_signal, group.cancel_scope, received)
             try:
                 with _progress(out, run, client, group):
                     report = await run.run()
@@ -255,22 +300,41 @@ async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
             group.cancel_scope.cancel()
         if error is not None:
             if any(item.job_ids for item in run.results()):
-                _show(out, run.report(), out_dir, journal)  # paid jobs never go out of view
+                _show(out, run.report(), out_dir, journal, printed)  # paid jobs stay in view
             raise error
     if report is None:
         report = run.report("interrupted")
-    _show(out, report, out_dir, journal)
+    _show(out, report, out_dir, journal, printed)
     if report.stopped_reason == "interrupted":
-        return 130
+        return 143 if received == [signal.SIGTERM] else 130
     return 0 if report.completed == len(report.items) else 1
 
 
-async def _cancel_on_interrupt(scope: anyio.CancelScope) -> None:
-    """Ctrl-C stops the run gracefully: nothing new is sent, the manifest is written."""
-    with anyio.open_signal_receiver(signal.SIGINT) as signals:
-        async for _ in signals:
+async def _cancel_on_signal(scope: anyio.CancelScope, received: list[int]) -> None:
+    """Ctrl-C (SIGINT) and SIGTERM stop the run gracefully: nothing new is sent, every job
+    id is kept, the manifest is written and the journal folded; ``received`` tells which."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for number in signals:
+            received.append(int(number))
             scope.cancel()
             return
+
+
+def _print_finished(printed: set[str]) -> Callable[[BatchEvent], None]:
+    """Piped: one row per item as soon as it finishes (flushed, so a reader sees it now)."""
+
+    def on_event(event: BatchEvent) -> None:
+        if event.status not in ("downloaded", "failed") or event.key in printed:
+            return
+        printed.add(event.key)
+        sys.stdout.write(_row(event.key, event.status, event.job_ids, event.files, event.error))
+        sys.stdout.flush()
+
+    return on_event
+
+
+def _row(key: str, status: str, job_ids: Any, files: Any, error: str | None) -> str:
+    return "\t".join(_cell(value) for value in (key, status, job_ids, files, error)) + "\n"
 
 
 @contextmanager
@@ -316,7 +380,7 @@ def _progress(
         accounts = Table.grid(padding=(0, 2))
         accounts.add_row(
             "slots",
-            *(f"{user}: {used}/{maximum}" for user, (used, maximum) in slots.items()),
+            *(_slots(user, used, maximum) for user, (used, maximum) in slots.items()),
         )
         parts: list[Any] = [head, states, accounts]
         if run.stopped_reason:
@@ -332,7 +396,20 @@ def _progress(
         group.start_soon(refresh_slots)
         group.start_soon(redraw, live)
         yield
+        counts = run.counts()
+        if not counts.get("submitting") and not counts.get("submitted"):
+            # Nothing of the batch runs any more: its slots are free (the view last read
+            # may be seconds old).
+            slots.update({user: (0, maximum) for user, (_, maximum) in slots.items()})
         live.update(view())
+
+
+def _slots(user: str, used: int, maximum: int) -> str:
+    """An account's slots in use out of its maxJobs. A generation is two jobs and may start
+    while one slot is left, so the jobs running can pass maxJobs by one: the slots are full."""
+    if not maximum:
+        return f"{user}: {used} running"
+    return f"{user}: {min(used, maximum)}/{maximum}"
 
 
 def _clock(seconds: float) -> str:
@@ -342,7 +419,37 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes}" if hours else minutes
 
 
-def _show(out: Output, report: BatchReport, out_dir: Path, journal: Path) -> None:
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _summary(report: BatchReport) -> str:
+    """Counts by what they mean to the payer: submitted items are paid, pending ones not."""
+    submitted = sum(
+        1 for item in report.items if item.status in ("submitting", "submitted", "completed")
+    )
+    waiting = report.pending - submitted
+    parts = [f"{report.completed} completed", f"{report.failed} failed"]
+    if submitted:
+        parts.append(f"{submitted} submitted (paid, not finished yet)")
+    parts.append(f"{waiting} pending")
+    sent = report.generations_submitted
+    text = (
+        f"{_plural(len(report.items), 'item')}: {', '.join(parts)}; "
+        f"{_plural(sent, 'generation')} submitted in this run"
+    )
+    if report.resent_unconfirmed:
+        text += f" ({report.resent_unconfirmed} sent again after their answer was lost)"
+    return text
+
+
+def _show(
+    out: Output,
+    report: BatchReport,
+    out_dir: Path,
+    journal: Path,
+    printed: set[str] | None = None,
+) -> None:
     if out.as_json:
         out.json(
             {
@@ -350,6 +457,7 @@ def _show(out: Output, report: BatchReport, out_dir: Path, journal: Path) -> Non
                 "failed": report.failed,
                 "pending": report.pending,
                 "generations_submitted": report.generations_submitted,
+                "resent_unconfirmed": report.resent_unconfirmed,
                 "stopped_reason": report.stopped_reason,
                 "journal": str(journal),
                 "manifest": str(out_dir / "manifest.jsonl"),
@@ -366,11 +474,7 @@ def _show(out: Output, report: BatchReport, out_dir: Path, journal: Path) -> Non
             }
         )
         return
-    summary = (
-        f"{len(report.items)} items: {report.completed} completed, {report.failed} failed, "
-        f"{report.pending} pending; {report.generations_submitted} generations submitted "
-        f"in this run"
-    )
+    summary = _summary(report)
     stopped = (
         f"stopped submitting: {STOP_REASONS.get(report.stopped_reason, report.stopped_reason)}"
         if report.stopped_reason
@@ -385,6 +489,8 @@ def _show(out: Output, report: BatchReport, out_dir: Path, journal: Path) -> Non
             out.print(stopped)
         out.note(f"files and manifest.jsonl in {out_dir}; run the same command again to resume")
         return
-    rows = [[item.key, item.status, item.job_ids, item.files, item.error] for item in report.items]
-    out.table(["key", "status", "job_ids", "files", "error"], rows)
+    for item in report.items:  # the items not printed as they finished
+        if printed is None or item.key not in printed:
+            sys.stdout.write(_row(item.key, item.status, item.job_ids, item.files, item.error))
+    sys.stdout.flush()
     sys.stderr.write(summary + "\n" + (stopped + "\n" if stopped else ""))

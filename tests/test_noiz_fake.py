@@ -3,8 +3,10 @@ paging, search, cloning and real audio, as a client in any language would see th
 
 from __future__ import annotations
 
+import email.utils
 import io
 import re
+import time
 import wave
 from collections.abc import AsyncIterator
 from typing import Any
@@ -328,3 +330,24 @@ async def test_a_reference_sent_as_octet_stream_and_saved_as_a_voice(http, noiz_
     upload = form(file=("said.wav", body, "application/octet-stream"))
     status, said, _ = await call(http, noiz_fake, "POST", "/speech-to-text", data=upload)
     assert said["data"]["transcript"] == "Copy me!"  # the words, without the annotation
+
+
+@pytest.mark.parametrize("offset", [-3600.0, 600.0])
+async def test_every_time_shown_follows_the_clock_offset(http, offset):
+    async with FakeNoiz(api_key="k-123", clock_offset=offset) as fake:
+        sample = ("me.wav", sample_audio(1.0), "audio/wav")
+        before = time.time()
+        _status, body, response = await call(
+            http, fake, "POST", "/voices", data=form(file=sample, display_name="Me")
+        )
+        voice_id = body["data"]["voice_id"]
+        _status, body, _ = await call(http, fake, "GET", f"/voices/{voice_id}")
+        assert abs(body["data"]["create_time"] - (before + offset)) < 5
+        date = email.utils.parsedate_to_datetime(response.headers["Date"]).timestamp()
+        assert abs(date - (before + offset)) < 5
+        _status, body, _ = await call(http, fake, "DELETE", f"/voices/{voice_id}")
+        assert abs(body["data"]["delete_time"] - (before + offset)) < 5
+        _status, _body, response = await call(
+            http, fake, "POST", "/text-to-speech", data=form(text="Hello")
+        )
+        assert abs(int(response.headers["X-Timestamp"]) / 1000 - (before + offset)) < 5

@@ -372,6 +372,7 @@ async def serve(args: argparse.Namespace) -> None:
             port=args.port,
             credits=getattr(args, "noiz_credits", None),
             max_page_size=getattr(args, "noiz_max_page_size", 100),
+            clock_offset=args.clock_offset,
         )
         credential = f"API key: {key}"
     else:

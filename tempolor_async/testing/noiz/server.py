@@ -36,7 +36,7 @@ from .._server import (
     multipart_parts,
 )
 from . import audio
-from .state import DEFAULT_VOICE_ID, FakeVoice, built_in_catalogue, new_voice_id, wall_ms
+from .state import DEFAULT_VOICE_ID, FakeVoice, built_in_catalogue, new_voice_id
 
 if TYPE_CHECKING:
     from ...noiz import NoizClient
@@ -80,8 +80,9 @@ class FakeNoiz(FakeServer):
         port: int = 0,
         max_page_size: int = 100,
         credits: int | None = None,
+        clock_offset: float = 0.0,
     ) -> None:
-        super().__init__(host=host, port=port)
+        super().__init__(host=host, port=port, clock_offset=clock_offset)
         self.api_key = api_key
         self.max_page_size = max_page_size
         #: Characters of text it will still synthesize (None: unlimited); then 402.
@@ -163,7 +164,7 @@ class FakeNoiz(FakeServer):
         voice = self._voice(call.match["voice_id"])
         if voice.voice_type != "custom":
             raise Reply(403, "Built-in voices cannot be deleted")
-        voice.delete_ms = wall_ms()
+        voice.delete_ms = self.wall_ms()
         data = {
             "voice_id": voice.voice_id,
             "display_name": voice.display_name,
@@ -201,7 +202,7 @@ class FakeNoiz(FakeServer):
             labels=f"cloned, {language}, {kind}",
             description="A voice cloned from " + (url or "an uploaded sample"),
             language=language,
-            create_ms=wall_ms(),
+            create_ms=self.wall_ms(),
             sample_seconds=seconds,
             sample=sample,
             source_url=url,
@@ -277,7 +278,7 @@ class FakeNoiz(FakeServer):
         self.speech_count += 1
         headers = {
             "X-Audio-Duration": f"{seconds:.3f}",
-            "X-Timestamp": str(wall_ms()),
+            "X-Timestamp": str(self.wall_ms()),
         }
         if stream:
             return await self._stream_speech(call.request, seed, text, seconds, headers)
@@ -335,7 +336,7 @@ class FakeNoiz(FakeServer):
             labels=f"saved, {language}, {kind}",
             description="A voice saved from a text-to-speech reference",
             language=language,
-            create_ms=wall_ms(),
+            create_ms=self.wall_ms(),
             sample_seconds=_audio_seconds(reference.data, kind),
             sample=reference.data,
         )
@@ -391,7 +392,7 @@ class FakeNoiz(FakeServer):
                 labels="designed",
                 description=prompt,
                 language="en",
-                create_ms=wall_ms(),
+                create_ms=self.wall_ms(),
                 sample_seconds=2.0,
                 sample=sound,
             )

@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import itertools
 import secrets
-import time
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
 _ids = itertools.count(1001)
-
-
-def wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass

@@ -221,13 +221,7 @@ class WaitLoop:
         leaves no task of the client behind."""
         if not self._idle():
             return
-        self._current = None
-        hosts = list(self._hosts.values())
-        for scope, _ in hosts:
-            scope.cancel()
-        with anyio.CancelScope(shield=True):
-            for _, done in hosts:
-                await done.wait()
+        await self._stop()
 
     async def _host(self, scope: anyio.CancelScope, done: anyio.Event) -> None:
         try:
@@ -391,13 +385,8 @@ class WaitLoop:
             self._refetch.update(job_id for job_id in hinted if job_id in self._fetching)
             self._fetch_soon(hinted)
 
-    async def aclose(self) -> None:
-        """End the loop and every wait and queued generation; no task is left behind."""
-        self._closed = True
-        closed = TempolorError("the client was closed while waiting for jobs")
-        for waiter in list(self._waiters):
-            self._forget(waiter)
-        self.gate.fail_queue(closed)
+    async def _stop(self) -> None:
+        """Cancel the loop's tasks and wait until they have ended."""
         self._current = None
         hosts = list(self._hosts.values())
         for scope, _ in hosts:
@@ -405,3 +394,12 @@ class WaitLoop:
         with anyio.CancelScope(shield=True):
             for _, done in hosts:
                 await done.wait()
+
+    async def aclose(self) -> None:
+        """End the loop and every wait and queued generation; no task is left behind."""
+        self._closed = True
+        closed = TempolorError("the client was closed while waiting for jobs")
+        for waiter in list(self._waiters):
+            self._forget(waiter)
+        self.gate.fail_queue(closed)
+        await self._stop()

@@ -9,6 +9,9 @@ Two measures, each in a fresh client process per side and round, the sides alter
 - **large synthesis**: one ``POST /text-to-speech`` (multipart) answered with a large WAV,
   streamed to disk (the SDK atomically; raw aiohttp into a file); throughput in MiB/s and the
   growth of the process's peak resident memory (VmHWM) during it.
+- **streaming** (against ``FakeNoiz`` itself, in its own process): the time from opening
+  ``speech.stream`` on a 20,000-character text to its first audio chunk (raw aiohttp alike,
+  for scale), and the peak memory growth while streaming at least 64 MiB of speech.
 
 The server is a small ``aiohttp.web`` app in its own process that answers both sides alike
 (Noiz's envelope, pages that differ by page number, audio in 256 KiB chunks), so its cost is
@@ -42,6 +45,11 @@ AUDIO_CHUNK = 256 * 1024
 TARGET_RATIO = 0.95
 TARGET_GROWTH_MIB = 16.0
 SIDES = ("sdk", "raw", "raw-json")
+FAKE_KEY = "bench-fake-noiz-key"
+FIRST_CHUNK_TEXT = "A sentence to say out loud. " * 715  # 20,020 characters
+FIRST_CHUNK_TRIES = 20
+# FakeNoiz speaks 0.06 s a character at 44,100 bytes a second: 25,400 characters > 64 MiB.
+STREAM_TEXT = "Streaming, sentence after sentence. " * 706
 
 
 # ------------------------------------------------------------------------------ server
@@ -132,6 +140,17 @@ async def serve(audio_mib: int) -> None:
     loop.add_reader(sys.stdin.fileno(), stop.set)  # the orchestrator closed our stdin: done
     await stop.wait()
     await runner.cleanup()
+
+
+async def serve_fake() -> None:
+    """FakeNoiz, as ``tempolor simulate --noiz`` serves it, until stdin closes."""
+    from tempolor_async.testing import FakeNoiz
+
+    async with FakeNoiz(FAKE_KEY) as fake:
+        print(json.dumps({"base_url": fake.base_url}), flush=True)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_reader(sys.stdin.fileno(), stop.set)
+        await stop.wait()
 
 
 # ------------------------------------------------------------------------------ clients
@@ -279,6 +298,106 @@ async def measure(side: str, base_url: str, workers: int, pages: int) -> dict[st
     }
 
 
+async def measure_stream(base_url: str, quick: bool) -> dict[str, Any]:
+    """Time to the first chunk (SDK and raw aiohttp, alternating), then memory while
+    streaming the long text to nowhere."""
+    import aiohttp
+
+    from tempolor_async.noiz import NoizClient
+
+    bytearray(1024 * 1024)
+    tries = 3 if quick else FIRST_CHUNK_TRIES
+    first_sdk: list[float] = []
+    first_raw: list[float] = []
+    first_urlencoded: list[float] = []
+    async with (
+        NoizClient(FAKE_KEY, base_url=base_url, max_retries=0, upload_timeout=600) as noiz,
+        aiohttp.ClientSession() as session,
+    ):
+
+        async def sdk_first() -> float:
+            started = time.perf_counter()
+            async with noiz.speech.stream(FIRST_CHUNK_TEXT) as audio:
+                async for _chunk in audio:
+                    return time.perf_counter() - started
+            raise RuntimeError("no audio")
+
+        async def raw_first(multipart: bool = True) -> float:
+            """Multipart as the SDK sends it, or urlencoded (FakeNoiz parses that faster)."""
+            started = time.perf_counter()
+            fields = {"text": FIRST_CHUNK_TEXT, "stream": "true", "output_format": "wav"}
+            form = aiohttp.FormData(fields, default_to_multipart=multipart)
+            async with session.post(
+                f"{base_url}/text-to-speech", data=form, headers={"Authorization": FAKE_KEY}
+            ) as response:
+                if response.status != 200 or not await response.content.readany():
+                    raise RuntimeError(response.status)
+                return time.perf_counter() - started
+
+        await sdk_first()  # warm up connections and code paths
+        await raw_first()
+        for _ in range(tries):
+            first_sdk.append(await sdk_first())
+            first_raw.append(await raw_first())
+            first_urlencoded.append(await raw_first(multipart=False))
+
+        text = STREAM_TEXT[: 2000 if quick else None]
+        before = _status_kib("VmRSS")
+        restart_peak()
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(sample_rss(stop))
+        streamed = 0
+        started = time.perf_counter()
+        async with noiz.speech.stream(text) as audio:
+            async for chunk in audio:
+                streamed += len(chunk)
+        seconds = time.perf_counter() - started
+        stop.set()
+        peak = max(_status_kib("VmHWM"), await sampler)
+    return {
+        "cpus_allowed": cpus_allowed(),
+        "first_chunk_ms_sdk": statistics.median(first_sdk) * 1000,
+        "first_chunk_ms_raw": statistics.median(first_raw) * 1000,
+        "first_chunk_ms_urlencoded": statistics.median(first_urlencoded) * 1000,
+        "stream_mib": streamed / 1024**2,
+        "stream_mib_per_s": streamed / 1024**2 / seconds,
+        "stream_rss_growth_mib": (peak - before) / 1024,
+    }
+
+
+def run_stream_client(base_url: str, quick: bool) -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.noiz", "--measure-stream", "--base-url", base_url]
+    output = subprocess.run(
+        command + (["--quick"] if quick else []),
+        check=True,
+        capture_output=True,
+        text=True,
+        preexec_fn=functools.partial(pin_to_cpu, CLIENT_CPU),
+    ).stdout
+    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    check_pinned("stream client", result["cpus_allowed"], CLIENT_CPU)
+    return result
+
+
+def stream_rounds(rounds: int, quick: bool) -> list[dict[str, Any]]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.noiz", "--serve-fake"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=functools.partial(pin_to_cpu, SERVER_CPU),
+    )
+    try:
+        assert server.stdout is not None
+        base_url = json.loads(server.stdout.readline())["base_url"]
+        check_pinned("FakeNoiz server", cpus_allowed(server.pid), SERVER_CPU)
+        return [run_stream_client(base_url, quick) for _ in range(rounds)]
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(timeout=10)
+
+
 # --------------------------------------------------------------------------- orchestrator
 
 
@@ -317,12 +436,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--audio-mib", type=int, default=64, help=argparse.SUPPRESS)
     parser.add_argument("--measure", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--measure-stream", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=16, help=argparse.SUPPRESS)
     parser.add_argument("--pages", type=int, default=150, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         asyncio.run(serve(args.audio_mib))
+        return 0
+    if args.serve_fake:
+        asyncio.run(serve_fake())
+        return 0
+    if args.measure_stream:
+        print(json.dumps(asyncio.run(measure_stream(args.base_url, args.quick))))
         return 0
     if args.measure:
         print(
@@ -353,7 +480,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.stdin.close()
         server.wait(timeout=10)
     print(report(results, rounds, audio_mib, workers, pages, args.quick))
+    print()
+    print(stream_report(stream_rounds(rounds, args.quick), args.quick))
     return 0
+
+
+def stream_report(results: list[dict[str, Any]], quick: bool) -> str:
+    tries = 3 if quick else FIRST_CHUNK_TRIES
+    mib = min(r["stream_mib"] for r in results)
+    return "\n".join(
+        [
+            "## Noiz streaming against FakeNoiz" + (" (smoke run, no claims)" if quick else ""),
+            "",
+            f"{len(results)} round(s), each a fresh client process pinned to CPU {CLIENT_CPU}, "
+            f"FakeNoiz in its own process on CPU {SERVER_CPU}. First chunk: the median of "
+            f"{tries} tries per round for a {len(FIRST_CHUNK_TEXT):,}-character text, SDK and "
+            "raw aiohttp alternating (FakeNoiz parses a multipart body with the standard "
+            "library's email parser: most of the multipart rows is its work); then one stream of "
+            f"{mib:.0f} MiB read to nowhere. Medians over rounds, range in brackets.",
+            "",
+            "| measure | value | target |",
+            "|---|---|---|",
+            f"| first audio chunk, SDK (ms) | "
+            f"{spread([r['first_chunk_ms_sdk'] for r in results], 1)} | |",
+            f"| first audio chunk, raw aiohttp, multipart as the SDK (ms) | "
+            f"{spread([r['first_chunk_ms_raw'] for r in results], 1)} | |",
+            f"| first audio chunk, raw aiohttp, urlencoded (ms) | "
+            f"{spread([r['first_chunk_ms_urlencoded'] for r in results], 1)} | |",
+            f"| streaming throughput (MiB/s) | "
+            f"{spread([r['stream_mib_per_s'] for r in results], 0)} | |",
+            f"| peak RSS growth while streaming (MiB) | "
+            f"{spread([r['stream_rss_growth_mib'] for r in results], 1)} | "
+            f"< {TARGET_GROWTH_MIB:g} MiB |",
+        ]
+    )
 
 
 def report(

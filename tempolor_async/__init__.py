@@ -31,9 +31,10 @@ What is Noiz's (``tempolor_async.noiz``)::
 
     noiz/_client.py   NoizClient
     noiz/_service.py  Noiz's Service: the bare key, the {code, message, data} envelope
-    noiz/_models.py   Voice, VoiceClone, DeletedVoice, Speech (snake_case keys)
-    noiz/voices.py    list (page numbers), get, clone (multipart), delete
-    noiz/speech.py    synthesize: the audio streamed to disk
+    noiz/_models.py   Voice, VoiceClone, DeletedVoice, Speech, VoiceDesign, Transcript, ...
+    noiz/voices.py    list (page numbers), get, clone (multipart), design, delete
+    noiz/speech.py    synthesize (audio streamed to disk), stream (chunks as sent), transcribe
+    noiz/text.py      enhance_emotions
     testing/noiz/     FakeNoiz
 """
 
@@ -49,6 +50,7 @@ from ._errors import (
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
+    CoordinationError,
     JobFailedError,
     JobTimeoutError,
     NotFoundError,
@@ -60,6 +62,7 @@ from ._errors import (
     TempolorError,
     ValidationError,
 )
+from ._fleet import RedisCoordination
 from ._models import (
     Account,
     AccountCapacity,
@@ -131,6 +134,7 @@ __all__ = [
     "Capacity",
     "ClonedVoice",
     "ConfigurationError",
+    "CoordinationError",
     "DownloadLink",
     "FileFormat",
     "InstrumentalModel",
@@ -149,6 +153,7 @@ __all__ = [
     "PaginationError",
     "PaymentRequiredError",
     "RateLimitError",
+    "RedisCoordination",
     "ResponseDecodeError",
     "RunningJob",
     "ServerError",

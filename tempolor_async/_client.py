@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import AsyncGenerator, Iterable, Sequence
@@ -15,15 +16,19 @@ import aiohttp
 from . import _files, _polling, _protocol, _validation
 from ._base_client import BaseClient, credential, seconds
 from ._callbacks import CallbackReceiver
+from ._coordination import Alone, coordination_from
 from ._engine import Engine
 from ._errors import ConfigurationError, JobFailedError, ValidationError
 from ._files import ProgressCallback
+from ._fleet import RedisCoordination
 from ._models import AccountCapacity, MusicJob
 from ._polling import JobCallback
 from .resources import Accounts, Midi, Music, Scheduler, Voices
 from .resources._service import TEMPOLOR
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from .batch import BatchReport
     from .batch._runner import BatchItems, EventCallback
 
@@ -67,6 +72,12 @@ class TempolorClient(BaseClient):
     - ``callbacks``: a :class:`CallbackReceiver`: generations get its ``replyUrl``, and
       the service's callbacks wake the waits (confirmed by a GET), so that polling drops to
       a safety net.
+    - ``coordination``: None (default: the ``TEMPOLOR_COORDINATION`` environment variable,
+      else this process alone), a ``redis://``, ``rediss://`` or ``unix://`` URL, or a
+      :class:`RedisCoordination`: every client with the same Redis and fleet (base URL and
+      token) shares slot leases and callbacks, in any number of processes. Needs
+      ``pip install "tempolor-async[redis]"``; Redis unreachable when the client opens
+      raises :class:`CoordinationError`.
 
     Resources, one attribute per group of endpoints:
 
@@ -99,6 +110,7 @@ class TempolorClient(BaseClient):
         capacity_aware: bool = True,
         account_cooldown: float = 300.0,
         callbacks: CallbackReceiver | None = None,
+        coordination: str | RedisCoordination | None = None,
     ) -> None:
         token = credential(token, parameter="token", env="USEAPI_TOKEN", what="API token")
         base_url = base_url or os.environ.get("TEMPOLOR_BASE_URL") or DEFAULT_BASE_URL
@@ -129,8 +141,19 @@ class TempolorClient(BaseClient):
         self.voices = Voices(self)
         self.midi = Midi(self)
         self.scheduler = Scheduler(self)
+        fleet = coordination_from(coordination, RedisCoordination)
+        if not isinstance(fleet, (Alone, RedisCoordination)):
+            raise ConfigurationError(
+                "coordination must be None, a redis://, rediss:// or unix:// URL, "
+                "or a RedisCoordination"
+            )
+        digest = hashlib.sha256(f"{self.base_url}\0{token}".encode()).hexdigest()[:16]
         self._engine = Engine(
-            self, capacity_aware=bool(capacity_aware), cooldown=float(account_cooldown)
+            self,
+            capacity_aware=bool(capacity_aware),
+            cooldown=float(account_cooldown),
+            coordination=fleet,
+            fleet=digest,
         )
         if callbacks is not None:
             callbacks._attach(self._engine)
@@ -138,6 +161,16 @@ class TempolorClient(BaseClient):
     def __repr__(self) -> str:
         state = " closed" if self._http.closed else ""
         return f"<TempolorClient{state} base_url={self.base_url!r} user_id={self.user_id!r}>"
+
+    async def __aenter__(self) -> Self:
+        """Join the fleet when ``coordination`` names one (CoordinationError if its Redis
+        cannot be reached); nothing is sent before."""
+        try:
+            await self._engine.open()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
 
     async def _before_close(self) -> None:
         """Every wait and queued generation ends (with TempolorError) and the shared loop

@@ -111,14 +111,23 @@ def _object(value: Any) -> dict[str, Any]:
 
 _from_timestamp = datetime.fromtimestamp
 _UTC = timezone.utc
+# Epoch numbers are told apart by magnitude: 10**11 seconds is the year 5138, 10**11
+# milliseconds is March 1973. TemPolor sends milliseconds, Noiz seconds.
+EPOCH_MILLISECONDS_FROM = 10**11
+
+
+def epoch_seconds(value: float) -> float:
+    """An epoch number in seconds, whether it was given in seconds or in milliseconds."""
+    return value / 1000 if abs(value) >= EPOCH_MILLISECONDS_FROM else value
 
 
 def _timestamp(value: Any) -> datetime:
-    """Epoch milliseconds or an ISO 8601 string, as an aware UTC datetime."""
+    """Epoch seconds or milliseconds (told by magnitude) or an ISO 8601 string, as an aware
+    UTC datetime."""
     kind = type(value)
     try:
         if kind is int or kind is float:
-            return _from_timestamp(value / 1000, _UTC)
+            return _from_timestamp(epoch_seconds(value), _UTC)
         if kind is str:
             text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
             moment = datetime.fromisoformat(text)
@@ -127,7 +136,7 @@ def _timestamp(value: Any) -> datetime:
             return moment.astimezone(_UTC)
     except (ValueError, OverflowError, OSError):
         raise _Mismatch("a timestamp", value) from None
-    raise _Mismatch("a timestamp (milliseconds or ISO 8601)", value)
+    raise _Mismatch("a timestamp (epoch seconds, milliseconds or ISO 8601)", value)
 
 
 def _open_enum_members(annotation: Any) -> dict[int, enum.IntEnum] | None:
@@ -317,7 +326,7 @@ class _Plan:
 
         The type test comes first, so a value of the right type, the common case, is
         decided by one comparison; the usual form of the values that need converting
-        (epoch milliseconds, a known enum number, a nested object) is converted inline,
+        (an epoch number, a known enum number, a nested object) is converted inline,
         and anything else goes to the attribute's hook, which converts or raises."""
         kind = self.types[name]
         if _is_any_object(kind):
@@ -340,10 +349,12 @@ class _Plan:
         if kind is datetime:
             self.namespace.update(_from_timestamp=_from_timestamp, _UTC=_UTC)
             self.namespace["_TIMESTAMP_ERRORS"] = _TIMESTAMP_ERRORS
+            self.namespace["_MILLISECONDS"] = EPOCH_MILLISECONDS_FROM
             return [
                 f"    if type({var}) is int:",
                 "        try:",
-                f"            {var} = _from_timestamp({var} / 1000, _UTC)",
+                f"            {var} = _from_timestamp({var} / 1000 if {var} >= _MILLISECONDS"
+                f" or {var} <= -_MILLISECONDS else {var}, _UTC)",
                 "        except _TIMESTAMP_ERRORS:",
                 f"            raise _Mismatch('a timestamp', {var}).under({key!r}) from None",
                 f"    elif {var} is not None:",

@@ -2,6 +2,7 @@
 
     TempolorError
     ├── ConfigurationError
+    │   └── CoordinationError      Redis (coordination=) unreachable when the client opens
     ├── ValidationError            (also a ValueError) bad input caught before anything is sent
     ├── APIConnectionError         no HTTP response (DNS, refused, reset, TLS)
     │   └── APITimeoutError
@@ -42,6 +43,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
+    "CoordinationError",
     "JobFailedError",
     "JobTimeoutError",
     "NotFoundError",
@@ -89,6 +91,11 @@ class TempolorError(Exception):
 
 class ConfigurationError(TempolorError):
     """The client was configured wrongly (no token, an invalid option)."""
+
+
+class CoordinationError(ConfigurationError):
+    """The fleet's Redis (``coordination=``) could not be reached when the client opened;
+    the message names its URL without the password."""
 
 
 class ValidationError(TempolorError, ValueError):

@@ -23,7 +23,8 @@ from ._errors import JobFailedError, JobTimeoutError, ResponseDecodeError
 from ._models import MusicJob
 
 if TYPE_CHECKING:
-    from ._engine import Engine, Waiter
+    from ._engine import Engine
+    from ._waits import Waiter
 
 JobCallback = Callable[[MusicJob], Awaitable[None] | None]
 # What the loop hands a waiter: a record of one of its jobs, or the error that ends its wait.
@@ -91,10 +92,11 @@ class _Wait:
             raise item
         if job_id not in self.pending:
             return
-        await self.watches[job_id].see(item, self.on_progress)
         if item.is_final:
+            # Seen final now: the result, even if on_progress runs past the deadline.
             del self.pending[job_id]
             finished.append(item)
+        await self.watches[job_id].see(item, self.on_progress)
 
     async def next_finished(self, waiter: Waiter) -> list[MusicJob]:
         """The jobs seen final next (at least one), or JobTimeoutError at the deadline.

@@ -9,13 +9,14 @@ Unless a test is marked ``faults`` (it injects them), every answer it got must b
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import anyio
 import pytest
+from _redis import RedisServer, running_redis
 from aiohttp import web
 
 from tempolor_async import TempolorClient
@@ -168,3 +169,10 @@ async def client(fake: FakeTempolor) -> AsyncIterator[TempolorClient]:
     """An SDK client pointed at the ``fake`` fixture, polling fast enough for tests."""
     async with fake.client() as sdk_client:
         yield sdk_client
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A private redis-server on a free loopback port (see tests/_redis.py)."""
+    with running_redis() as server:
+        yield server

@@ -385,6 +385,28 @@ def test_timestamps_become_aware_utc_datetimes(cls, key, attribute, value, expec
     assert moment.utcoffset() == timedelta(0)
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1738664823, datetime(2025, 2, 4, 10, 27, 3, tzinfo=UTC)),  # Noiz: seconds
+        (1738664823.5, datetime(2025, 2, 4, 10, 27, 3, 500000, tzinfo=UTC)),
+        (1738664823000, datetime(2025, 2, 4, 10, 27, 3, tzinfo=UTC)),  # TemPolor: ms
+        (99_999_999_999, datetime(5138, 11, 16, 9, 46, 39, tzinfo=UTC)),  # last in seconds
+        (100_000_000_000, datetime(1973, 3, 3, 9, 46, 40, tzinfo=UTC)),  # first in ms
+    ],
+)
+def test_epoch_numbers_are_read_by_magnitude_in_both_services(value, expected):
+    from tempolor_async.noiz import DeletedVoice, Voice
+
+    for cls, key, attribute in [
+        (MusicJob, "createTime", "create_time"),
+        (Account, "updated", "updated"),
+        (Voice, "create_time", "create_time"),
+        (DeletedVoice, "delete_time", "delete_time"),
+    ]:
+        assert getattr(decode(json.dumps({key: value}), cls), attribute) == expected, cls
+
+
 @pytest.mark.parametrize("value", ["yesterday", "", True, [1715791234567], {"ms": 1}, 10**20])
 @pytest.mark.parametrize(("cls", "key"), [(RunningJob, "started"), (MusicJob, "createTime")])
 def test_bad_timestamps_raise(cls, key, value):

@@ -4,6 +4,7 @@ paging, search, cloning and real audio, as a client in any language would see th
 from __future__ import annotations
 
 import io
+import re
 import wave
 from collections.abc import AsyncIterator
 from typing import Any
@@ -66,7 +67,7 @@ async def test_only_the_bare_key_is_accepted(http, noiz_fake, key):
 
 
 async def test_every_answer_is_the_envelope(http, noiz_fake):
-    status, body, _ = await call(http, noiz_fake, "GET", "/voices/builtin-03")
+    status, body, _ = await call(http, noiz_fake, "GET", "/voices/3b9f1e27")
     assert status == 200
     assert (body["code"], body["message"]) == (0, "success")
     assert body["data"]["display_name"] == "Chen Jing"
@@ -84,7 +85,9 @@ async def test_paging_by_skip_and_limit_with_total_count(http, noiz_fake):
         assert status == 200
         assert body["data"]["total_count"] == 12
         seen += [voice["voice_id"] for voice in body["data"]["voices"]]
-    assert seen == [f"builtin-{n:02d}" for n in range(1, 13)]
+    assert seen == [voice.voice_id for voice in noiz_fake.voices.values()]
+    assert all(re.fullmatch("[0-9a-f]{8}", voice_id) for voice_id in seen)
+    assert {"95814add", "3b9f1e27", "063a4491"} <= set(seen)  # the published defaults
     status, body, _ = await call(http, noiz_fake, "GET", "/voices", params={"voice_type": "nope"})
     assert (status, body["code"]) == (400, 400)
 
@@ -120,7 +123,7 @@ async def test_clone_by_file_or_url_then_soft_delete(http, noiz_fake):
     status, body, _ = await call(http, noiz_fake, "GET", f"/voices/{by_file}")
     assert status == 404
     assert [v.voice_id for v in noiz_fake.custom_voices(deleted=True)].count(by_file) == 1
-    status, body, _ = await call(http, noiz_fake, "DELETE", "/voices/builtin-01")
+    status, body, _ = await call(http, noiz_fake, "DELETE", "/voices/95814add")
     assert status == 403
 
 
@@ -141,7 +144,7 @@ async def test_bad_clones_answer_400_in_the_envelope(http, noiz_fake, fields):
 
 
 async def test_speech_is_real_audio_with_its_duration(http, noiz_fake):
-    fields = form(text="Hello there", voice_id="builtin-01", duration="2.5")
+    fields = form(text="Hello there", voice_id="95814add", duration="2.5")
     status, body, response = await call(http, noiz_fake, "POST", "/text-to-speech", data=fields)
     assert status == 200
     assert response.content_type == "audio/wav"
@@ -149,7 +152,7 @@ async def test_speech_is_real_audio_with_its_duration(http, noiz_fake):
         seconds = reader.getnframes() / reader.getframerate()
     assert seconds == pytest.approx(2.5, abs=0.01)
     assert response.headers["X-Audio-Duration"] == "2.500"
-    fields = form(text="Hello", voice_id="builtin-01", output_format="mp3")
+    fields = form(text="Hello", voice_id="95814add", output_format="mp3")
     status, body, response = await call(http, noiz_fake, "POST", "/text-to-speech", data=fields)
     assert response.content_type == "audio/mpeg"
     assert body[:3] == b"ID3"
@@ -158,12 +161,13 @@ async def test_speech_is_real_audio_with_its_duration(http, noiz_fake):
 @pytest.mark.parametrize(
     "fields",
     [
-        {"text": " ", "voice_id": "builtin-01"},
-        {"text": "x" * 5001, "voice_id": "builtin-01"},
-        {"text": "Hi"},
-        {"text": "Hi", "voice_id": "builtin-01", "duration": "37"},
-        {"text": "Hi", "voice_id": "builtin-01", "emo": "[1]"},
-        {"text": "Hi", "voice_id": "builtin-01", "output_format": "aac"},
+        {"text": " ", "voice_id": "95814add"},
+        {"text": "x" * 5001, "voice_id": "95814add"},
+        {"text": "Hi", "quality_preset": "best"},
+        {"text": "Hi", "voice_id": "95814add", "duration": "-1"},
+        {"text": "Hi", "trim_silence": "maybe"},
+        {"text": "Hi", "voice_id": "95814add", "emo": "[1]"},
+        {"text": "Hi", "voice_id": "95814add", "output_format": "aac"},
     ],
 )
 async def test_bad_speech_requests_answer_400(http, noiz_fake, fields):
@@ -177,3 +181,150 @@ async def test_an_injected_status_answers_with_the_envelope(http, noiz_fake):
     status, body, _ = await call(http, noiz_fake, "GET", "/voices")
     assert (status, body) == (429, {"code": 429, "message": "Too Many Requests", "data": None})
     assert [request.path for request in noiz_fake.requests] == ["/voices"]
+
+
+# --------------------------------------------------------- as the service publishes it
+
+
+async def test_urlencoded_speech_without_a_voice_uses_the_default(http, noiz_fake):
+    """What Noiz's own scripts send when there is no file: a urlencoded form."""
+    fields = {"text": "Hello there", "output_format": "wav", "speed": "1.0"}
+    status, body, response = await call(http, noiz_fake, "POST", "/text-to-speech", data=fields)
+    assert status == 200
+    assert noiz_fake.requests[-1].headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert body[:4] == b"RIFF"
+    assert float(response.headers["X-Audio-Duration"]) > 0
+    assert int(response.headers["X-Timestamp"]) > 10**12  # milliseconds
+    status, body, _ = await call(
+        http, noiz_fake, "POST", "/text-to-speech", data={"text": "Hi", "voice_id": "00000000"}
+    )
+    assert (status, body["code"]) == (404, 404)
+
+
+async def test_every_published_speech_field_is_accepted(http, noiz_fake):
+    fields = {
+        "text": "Hello there",
+        "voice_id": "3b9f1e27",
+        "output_format": "mp3",
+        "speed": "1.2",
+        "emo": '{"Joy": 0.5}',
+        "target_lang": "zh+en",
+        "similarity_enh": "true",
+        "duration": "40",
+        "quality_preset": "3",
+        "trim_silence": "false",
+        "save_voice": "false",
+        "stream": "false",
+    }
+    status, body, response = await call(http, noiz_fake, "POST", "/text-to-speech", data=fields)
+    assert status == 200, body
+    assert body[:3] == b"ID3"
+    assert response.headers["X-Audio-Duration"] == "40.000"  # no 36-second cap
+    fields.update(duration="0", output_format="wav")  # 0: the natural length
+    status, body, response = await call(http, noiz_fake, "POST", "/text-to-speech", data=fields)
+    assert status == 200
+    assert float(response.headers["X-Audio-Duration"]) == pytest.approx(11 * 0.06 / 1.2, abs=0.01)
+
+
+async def test_timestamps_are_epoch_seconds(http, noiz_fake):
+    _status, body, _ = await call(http, noiz_fake, "GET", "/voices/95814add")
+    assert body["data"]["create_time"] == 1_735_689_600
+    clone = form(file=("me.wav", sample_audio(1.0), "audio/wav"))
+    _status, body, _ = await call(http, noiz_fake, "POST", "/voices", data=clone)
+    _status, body, _ = await call(http, noiz_fake, "DELETE", f"/voices/{body['data']['voice_id']}")
+    assert 10**9 < body["data"]["delete_time"] < 10**11
+
+
+async def test_a_stream_is_chunked_and_sent_as_it_is_made(http, noiz_fake):
+    text = "One sentence after another. " * 3000  # 84,000 characters is over the limit
+    fields = {"text": text[:50_000], "stream": "true", "voice_id": "95814add"}
+    headers = {"Authorization": noiz_fake.api_key}
+    url = noiz_fake.base_url + "/text-to-speech"
+    async with http.post(url, data=fields, headers=headers) as response:
+        assert response.status == 200
+        assert response.headers["Transfer-Encoding"] == "chunked"
+        assert "Content-Length" not in response.headers
+        first = await response.content.readany()
+        assert first[:4] == b"RIFF"
+        assert not response.content.at_eof()  # audio arrives before synthesis ends
+        rest = b"".join([chunk async for chunk in response.content.iter_any()])
+    with wave.open(io.BytesIO(first + rest)) as reader:
+        assert reader.getnframes() == (len(first) + len(rest) - 44) // 2
+    fields["text"] = text[:50_001]
+    status, body, _ = await call(http, noiz_fake, "POST", "/text-to-speech", data=fields)
+    assert (status, body["code"]) == (400, 400)
+
+
+async def test_credits_run_out_with_402(http, noiz_fake):
+    noiz_fake.credits = 12
+    status, _body, _ = await call(
+        http, noiz_fake, "POST", "/text-to-speech", data={"text": "x" * 10}
+    )
+    assert status == 200
+    assert noiz_fake.credits == 2
+    status, body, _ = await call(http, noiz_fake, "POST", "/text-to-speech", data={"text": "xyz"})
+    assert (status, body) == (402, {"code": 402, "message": "Insufficient credits", "data": None})
+
+
+async def test_emotion_enhance(http, noiz_fake):
+    status, body, _ = await call(
+        http, noiz_fake, "POST", "/emotion-enhance", json={"text": "I won! Really?"}
+    )
+    assert status == 200
+    assert body["data"]["emotion_enhance"] == "<Joy>I won! <Surprise>Really?"
+    status, body, _ = await call(http, noiz_fake, "POST", "/emotion-enhance", json={"text": " "})
+    assert (status, body["code"]) == (400, 400)
+
+
+async def test_voice_design_gives_real_wav_previews(http, noiz_fake):
+    import base64
+
+    fields = form(voice_description="A calm old man telling a bedtime story", loudness="-1")
+    status, body, _ = await call(http, noiz_fake, "POST", "/voice-design", data=fields)
+    assert status == 200
+    data = body["data"]
+    assert data["features"]["gender"] == "male"
+    assert data["from_cache"] is False
+    for preview in data["previews"]:
+        with wave.open(io.BytesIO(base64.b64decode(preview["audio"]))) as reader:
+            assert reader.getnframes() > 0
+        assert re.fullmatch("[0-9a-f]{8}", preview["voice_id"])
+    for bad in ({"voice_description": "too short"}, {"guidance_scale": "101"}, {}):
+        status, body, _ = await call(http, noiz_fake, "POST", "/voice-design", data=form(**bad))
+        assert (status, body["code"]) == (400, 400)
+
+
+async def test_speech_to_text_gives_back_its_own_words(http, noiz_fake):
+    said = "The rain in Spain. It stays mainly in the plain!"
+    _status, audio, _ = await call(http, noiz_fake, "POST", "/text-to-speech", data={"text": said})
+    upload = form(file=("said.wav", audio, "audio/wav"), language="en")
+    status, body, _ = await call(http, noiz_fake, "POST", "/speech-to-text", data=upload)
+    assert status == 200
+    assert body["data"]["transcript"] == said
+    assert [s["text"] for s in body["data"]["segments"]] == [
+        "The rain in Spain.",
+        "It stays mainly in the plain!",
+    ]
+    other = form(file=("other.wav", sample_audio(1.0), "audio/wav"))
+    _status, first, _ = await call(http, noiz_fake, "POST", "/speech-to-text", data=other)
+    other = form(file=("other.wav", sample_audio(1.0), "audio/wav"))
+    _status, again, _ = await call(http, noiz_fake, "POST", "/speech-to-text", data=other)
+    assert first["data"]["transcript"] == again["data"]["transcript"] != said
+    assert first["data"]["duration"] == 1.0
+
+
+async def test_a_reference_sent_as_octet_stream_and_saved_as_a_voice(http, noiz_fake):
+    """As Noiz's own script sends a reference: application/octet-stream with a file name."""
+    fields = form(
+        text="<Joy>Copy me!",
+        file=("me.wav", sample_audio(1.0), "application/octet-stream"),
+        save_voice="true",
+    )
+    status, body, _ = await call(http, noiz_fake, "POST", "/text-to-speech", data=fields)
+    assert status == 200
+    assert body[:4] == b"RIFF"
+    (saved,) = noiz_fake.custom_voices()
+    assert saved.display_name == "me"
+    upload = form(file=("said.wav", body, "application/octet-stream"))
+    status, said, _ = await call(http, noiz_fake, "POST", "/speech-to-text", data=upload)
+    assert said["data"]["transcript"] == "Copy me!"  # the words, without the annotation

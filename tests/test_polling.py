@@ -75,7 +75,8 @@ async def test_returns_the_completed_record(client, fake):
     assert job.is_completed
     assert job.status_final
     assert job.progress == 100
-    assert job.title_en == "A Calm Piano Piece"
+    assert job.title_en is not None
+    assert job.title_en.startswith("A Calm Piano Piece (")
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])

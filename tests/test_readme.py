@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -302,9 +303,26 @@ async def use_the_backend(base: str, fake: FakeTempolor) -> None:
     assert len(fake.requests_to("GET", "/scheduler/")) <= 2  # woken by callbacks, not polls
 
 
+async def ask_for_unknown_jobs(base: str, caplog: pytest.LogCaptureFixture) -> None:
+    """An unknown job's events: a 404 before any stream, and nothing logged as an error.
+    (A well-formed id the service does not know ends the same way, after the grace a job just
+    submitted gets to become visible.)"""
+    unknown = ["not-a-job", "a%20b"]  # refused by the service; refused before sending
+    async with aiohttp.ClientSession() as session:
+        for job_id in unknown:
+            with anyio.fail_after(10):
+                async with session.get(f"{base}/songs/{job_id}/events") as reply:
+                    assert reply.status == 404, (job_id, reply.status, await reply.text())
+                    assert not reply.headers["Content-Type"].startswith("text/event-stream")
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert errors == [], [record.getMessage() for record in errors]
+
+
 @pytest.mark.anyio
 @pytest.mark.fake(job_duration=1.0, download_lag=0.3)
-async def test_the_aiohttp_backend(fake: FakeTempolor, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_aiohttp_backend(
+    fake: FakeTempolor, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("USEAPI_TOKEN", fake.token)
     monkeypatch.setenv("TEMPOLOR_BASE_URL", fake.base_url)
     namespace: dict[str, Any] = {"__name__": "readme_aiohttp_app"}
@@ -316,6 +334,7 @@ async def test_the_aiohttp_backend(fake: FakeTempolor, monkeypatch: pytest.Monke
     try:
         await web.TCPSite(runner, "127.0.0.1", port).start()
         await use_the_backend(base, fake)
+        await ask_for_unknown_jobs(base, caplog)
     finally:
         await runner.cleanup()
 
@@ -323,7 +342,7 @@ async def test_the_aiohttp_backend(fake: FakeTempolor, monkeypatch: pytest.Monke
 @pytest.mark.anyio
 @pytest.mark.fake(job_duration=1.0, download_lag=0.3)
 async def test_the_fastapi_backend_under_uvicorn(
-    fake: FakeTempolor, monkeypatch: pytest.MonkeyPatch
+    fake: FakeTempolor, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     uvicorn = pytest.importorskip("uvicorn")
     port = free_port()
@@ -342,5 +361,23 @@ async def test_the_fastapi_backend_under_uvicorn(
                 await anyio.sleep(0.01)
         try:
             await use_the_backend(base, fake)
+            await ask_for_unknown_jobs(base, caplog)
         finally:
             server.should_exit = True
+
+
+@pytest.mark.anyio
+async def test_the_fastapi_backend_without_public_url_says_so_at_start(
+    fake: FakeTempolor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("fastapi")
+    monkeypatch.setenv("USEAPI_TOKEN", fake.token)
+    monkeypatch.setenv("TEMPOLOR_BASE_URL", fake.base_url)
+    monkeypatch.delenv("PUBLIC_URL", raising=False)
+    namespace: dict[str, Any] = {"__name__": "readme_fastapi_app"}
+    exec(web_example("FastAPI"), namespace)  # importing it works
+    app = namespace["app"]
+    with pytest.raises(RuntimeError, match="set PUBLIC_URL"):
+        async with app.router.lifespan_context(app):
+            pass
+    assert fake.requests == []

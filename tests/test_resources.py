@@ -234,11 +234,9 @@ async def test_music_get_decodes_the_record(client, fake):
     assert done.status is JobStatus.COMPLETED
     assert done.is_completed
     assert done.is_final
-    assert (done.progress, done.status_name, done.title_en) == (
-        100,
-        "COMPLETED",
-        "A Calm Piano Piece",
-    )
+    assert (done.progress, done.status_name) == (100, "COMPLETED")
+    assert done.title_en is not None
+    assert done.title_en.startswith("A Calm Piano Piece (")
 
 
 async def test_music_delete_then_not_found(client, fake):

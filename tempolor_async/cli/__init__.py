@@ -39,8 +39,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _global_options() -> dict[str, list[argparse.ArgumentParser]]:
     """The global options, as parents for a command: each command lists only those that
-    act on it. "account": --token, --base-url, --user-id and --json; "service": all but
-    --user-id (calls that take no account); "output": --json; "none"."""
+    act on it. "account": --token, --base-url, --coordination, --user-id and --json;
+    "service": all but --user-id (calls that take no account); "output": --json; "none"."""
     token = argparse.ArgumentParser(add_help=False)
     token.add_argument("--token", default=argparse.SUPPRESS, help=TOKEN_HELP)
     token.add_argument(
@@ -48,6 +48,12 @@ def _global_options() -> dict[str, list[argparse.ArgumentParser]]:
         default=argparse.SUPPRESS,
         help="API base URL (default: the TEMPOLOR_BASE_URL environment variable, "
         "else https://api.useapi.net/v1/tempolor)",
+    )
+    token.add_argument(
+        "--coordination",
+        default=argparse.SUPPRESS,
+        help="join a fleet through this Redis URL (default: the TEMPOLOR_COORDINATION "
+        "environment variable, else this process alone)",
     )
     user = argparse.ArgumentParser(add_help=False)
     user.add_argument(
@@ -83,11 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         help: str,
         parent: Any = commands,
         options: str = "account",
+        parents: Sequence[argparse.ArgumentParser] | None = None,
     ) -> argparse.ArgumentParser:
         """A command (or, with ``parent``, a subcommand) with the set of global options
-        named by ``options`` (see ``_global_options``)."""
+        named by ``options`` (see ``_global_options``), or with ``parents`` of its own."""
+        chosen = option_sets[options] if parents is None else list(parents)
         sub: argparse.ArgumentParser = parent.add_parser(
-            name, parents=option_sets[options], help=help, description=help
+            name, parents=chosen, help=help, description=help
         )
         sub.set_defaults(handler=handler)
         return sub

@@ -34,6 +34,7 @@ def tempolor_client(args: argparse.Namespace) -> TempolorClient:
         getattr(args, "token", None),
         base_url=getattr(args, "base_url", None),
         user_id=getattr(args, "user_id", None),
+        coordination=getattr(args, "coordination", None),
     )
 
 

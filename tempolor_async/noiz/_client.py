@@ -9,14 +9,15 @@ import aiohttp
 from .._base_client import BaseClient, credential
 from ._service import NoizService
 from .speech import SpeechResource
+from .text import TextResource
 from .voices import Voices
 
 DEFAULT_BASE_URL = "https://noiz.ai/v1"
 
 
 class NoizClient(BaseClient):
-    """An asyncio client for Noiz AI's voice API: list, clone, get and delete voices, and
-    speak text with one of them.
+    """An asyncio client for Noiz AI's voice API: list, clone, get, design and delete voices,
+    speak text (to a file or as a stream), annotate text with emotions, and transcribe audio.
 
     Use it as ``async with NoizClient() as noiz:`` (or call :meth:`aclose`). The key comes
     from ``api_key=`` or the ``NOIZ_API_KEY`` environment variable and is sent as Noiz asks,
@@ -26,8 +27,9 @@ class NoizClient(BaseClient):
     synthesis only when nothing was sent. ``session`` is an aiohttp session to use, never
     closed by the client.
 
-    Attributes: ``voices`` (:class:`~tempolor_async.noiz.voices.Voices`) and ``speech``
-    (:class:`~tempolor_async.noiz.speech.SpeechResource`).
+    Attributes: ``voices`` (:class:`~tempolor_async.noiz.voices.Voices`), ``speech``
+    (:class:`~tempolor_async.noiz.speech.SpeechResource`) and ``text``
+    (:class:`~tempolor_async.noiz.text.TextResource`).
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class NoizClient(BaseClient):
         )
         self.voices = Voices(self)
         self.speech = SpeechResource(self)
+        self.text = TextResource(self)
 
     def __repr__(self) -> str:
         state = " closed" if self._http.closed else ""

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from .._models import _raw
+from .._models import _field, _raw
 
 
 class VoiceType(str, Enum):
@@ -88,13 +88,90 @@ class OutputFormat(str, Enum):
 
     WAV = "wav"
     MP3 = "mp3"
-    OPUS = "opus"
 
 
 @attrs.frozen
 class Speech:
-    """Audio written by ``speech.synthesize``: where, and how long it plays (the service's
-    ``X-Audio-Duration`` header, in seconds; None if it sent none)."""
+    """Audio written by ``speech.synthesize``: where, how long it plays (the service's
+    ``X-Audio-Duration`` header, in seconds) and ``generated_ms``, the number the service
+    puts in ``X-Timestamp`` (documented as the generation time in milliseconds); either is
+    None when the service sent none."""
 
     path: Path
     duration: float | None
+    generated_ms: int | None = None
+
+
+@attrs.frozen(slots=False)
+class VoiceFeatures:
+    """What voice design made of a description or a picture."""
+
+    __json_names__ = "snake_case"
+
+    gender: str | None = None
+    age: str | None = None
+    language: str | None = None
+    voice_prompt: str | None = None
+    display_name: str | None = None
+    raw: dict[str, Any] = _raw()
+
+
+@attrs.frozen
+class VoicePreview:
+    """One designed voice: its id (usable as ``voice_id``) and a WAV of it speaking."""
+
+    voice_id: str | None
+    audio: bytes = attrs.field(repr=lambda audio: f"<{len(audio)} bytes>")
+
+
+@attrs.frozen(slots=False)
+class VoiceDesign:
+    """The answer to POST /voice-design: preview voices, the text they say, whether the
+    service answered from its cache, and the features it read from the input."""
+
+    __json_names__ = "snake_case"
+
+    previews: list[VoicePreview] = attrs.field(factory=list)
+    text: str | None = None
+    from_cache: bool | None = None
+    features: VoiceFeatures | None = None
+    raw: dict[str, Any] = _raw()
+
+
+@attrs.frozen(slots=False)
+class DesignData:
+    """The ``data`` of POST /voice-design as JSON; previews' audio is still base64 text."""
+
+    __json_names__ = "snake_case"
+
+    previews: list[dict[str, Any]] | None = None
+    text: str | None = None
+    from_cache: bool | None = None
+    features: VoiceFeatures | None = None
+    raw: dict[str, Any] = _raw()
+
+
+@attrs.frozen(slots=False)
+class TranscriptSegment:
+    """A stretch of a transcript: its text, start and end in seconds, and who spoke."""
+
+    __json_names__ = "snake_case"
+
+    text: str | None = None
+    start: float | None = None
+    end: float | None = None
+    speaker: int | None = _field("spk")
+    raw: dict[str, Any] = _raw()
+
+
+@attrs.frozen(slots=False)
+class Transcript:
+    """The answer to POST /speech-to-text."""
+
+    __json_names__ = "snake_case"
+
+    language: str | None = None
+    transcript: str | None = None
+    duration: float | None = None
+    segments: list[TranscriptSegment] | None = None
+    raw: dict[str, Any] = _raw()

@@ -2,7 +2,8 @@
 ``Bearer``), every answer wrapped as ``{"code": 0, "message": "success", "data": ...}``, and
 an error told by a ``code`` other than 0 even under HTTP 200.
 
-Documentation: https://noiz.ai (the voices endpoints, ``/v1/voices``).
+Documentation: https://developers.noiz.ai (voices, text to speech, emotion enhancement, voice
+design, speech to text).
 """
 
 from __future__ import annotations

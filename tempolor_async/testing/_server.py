@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
+import email.utils
 import fnmatch
 import json
 import random
@@ -84,6 +85,7 @@ class Fault:
     drop: bool = False
     truncate: bool = False
     delay: float = 0.0
+    handled: bool = False
     times: int | None = 1
     probability: float = 1.0
     rng: random.Random = field(default_factory=random.Random, repr=False)
@@ -109,9 +111,10 @@ class FakeServer:
     api_path = ""
     service_name = "the service"
 
-    def __init__(self, *, host: str, port: int) -> None:
+    def __init__(self, *, host: str, port: int, clock_offset: float = 0.0) -> None:
         self.host = host
         self.port = port
+        self.clock_offset = clock_offset
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
         self._routes: list[Route] = []
@@ -126,6 +129,7 @@ class FakeServer:
         if self._runner is not None:
             return
         app = web.Application(client_max_size=1024**3)
+        app.on_response_prepare.append(self._stamp_date)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
         await runner.setup()
@@ -172,6 +176,20 @@ class FakeServer:
         """The API root to point a client at, e.g. ``http://127.0.0.1:8765/v1/tempolor``."""
         return self.origin + self.api_path
 
+    # ------------------------------------------------------------------- clock
+
+    def wall_time(self) -> float:
+        """The service's clock (epoch seconds): this machine's plus ``clock_offset``."""
+        return time.time() + self.clock_offset
+
+    def wall_ms(self) -> int:
+        """The service's clock in epoch milliseconds, as records show it."""
+        return int(self.wall_time() * 1000)
+
+    async def _stamp_date(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Every answer's ``Date`` header follows the service's clock."""
+        response.headers["Date"] = email.utils.formatdate(self.wall_time(), usegmt=True)
+
     # ----------------------------------------------------------- test controls
 
     def inject(
@@ -185,6 +203,7 @@ class FakeServer:
         drop: bool = False,
         truncate: bool = False,
         delay: float = 0.0,
+        handled: bool = False,
         times: int | None = 1,
         probability: float = 1.0,
         seed: int | None = None,
@@ -201,10 +220,19 @@ class FakeServer:
         - ``drop``: close the connection without answering; nothing is handled.
         - ``truncate``: handle the request, then close the connection halfway through the
           response body (the server acted; the client cannot know).
-        - ``delay``: wait this long first, then go on as above (or answer normally).
+        - ``handled`` (with ``status`` and an optional ``body``): handle the request first
+          (the service acts: a generation is accepted and paid), then answer with that
+          status instead of the real answer.
+        - ``delay``: wait this long first, then go on as above (or answer normally). With
+          ``handled`` (or alone), the request is handled after the delay even if the client
+          gave up meanwhile: a service that accepts a generation after the client's timeout.
         """
         if status is None and body is None and not (drop or truncate or delay):
             raise ValueError("inject() needs status, body, drop, truncate or delay")
+        if handled and status is None:
+            raise ValueError("inject(handled=True) needs the status to answer with")
+        if handled and (drop or truncate):
+            raise ValueError("inject(handled=True) answers with a status; not with drop/truncate")
         fault = Fault(
             method.upper(),
             path,
@@ -214,6 +242,7 @@ class FakeServer:
             drop=drop,
             truncate=truncate,
             delay=delay,
+            handled=handled,
             times=times,
             probability=probability,
             rng=random.Random(seed),
@@ -265,6 +294,9 @@ class FakeServer:
                 await asyncio.sleep(fault.delay)
             if fault.drop:
                 return self._drop(request)
+            if fault.handled:
+                await self._handle_quietly(request, is_api, relative, path, body)
+                return self._fault_response(fault)
             if fault.status is not None or fault.body is not None:
                 injected = self._fault_response(fault)
                 return await self._truncate(request, injected) if fault.truncate else injected
@@ -281,6 +313,18 @@ class FakeServer:
         if fault is not None and fault.truncate:
             return await self._truncate(request, response)
         return response
+
+    async def _handle_quietly(
+        self, request: web.Request, is_api: bool, relative: str, path: str, body: bytes
+    ) -> None:
+        """Handle a request for its effects only (``handled`` faults): its answer is dropped."""
+        try:
+            if is_api:
+                await self._api(request, relative, body)
+            else:
+                await self._other(request, path)
+        except Exception:  # refused or broken: the service did not act, the fault answers anyway
+            return
 
     async def _api(self, request: web.Request, relative: str, body: bytes) -> web.StreamResponse:
         self._authorize(request)
@@ -351,10 +395,13 @@ class FakeServer:
 # ----------------------------------------------------------------- pure helpers
 
 
+def compact_json(payload: Any) -> bytes:
+    """JSON as the services send it: no spaces (``{"result":true}``)."""
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
 def json_response(status: int, payload: Any) -> web.Response:
-    return web.Response(
-        status=status, body=json.dumps(payload).encode(), content_type="application/json"
-    )
+    return web.Response(status=status, body=compact_json(payload), content_type="application/json")
 
 
 def reason(status: int) -> str:

@@ -1,10 +1,15 @@
-"""The Noiz simulator's world: the built-in catalogue and cloned voices, as data."""
+"""The Noiz simulator's world: the built-in catalogue and cloned voices, as data.
+
+Times are kept in epoch milliseconds and shown in epoch seconds, as the service shows them
+(``"delete_time": 1738664823``).
+"""
 
 from __future__ import annotations
 
 import itertools
 import secrets
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,12 +58,27 @@ class FakeVoice:
             "sample": f"{origin}/samples/{self.voice_id}.wav",
             "meta": {"text": f"A sample of {self.display_name} speaking."},
             "url": self.source_url or f"{origin}/samples/{self.voice_id}.wav",
-            "create_time": self.create_ms,
+            "create_time": self.create_ms // 1000,
         }
 
 
 def new_voice_id() -> str:
-    return secrets.token_hex(6)
+    """A voice id as the service writes them: 8 hexadecimal characters."""
+    return secrets.token_hex(4)
+
+
+# The published ids of the service's default voices, by display name here.
+PUBLISHED_IDS = {
+    "Aria": "95814add",  # the English default
+    "Bruno": "dde1b9b5",
+    "Chen Jing": "3b9f1e27",  # the Chinese default
+    "Hiro": "063a4491",  # the Japanese default
+}
+DEFAULT_VOICE_ID = PUBLISHED_IDS["Aria"]
+
+
+def _catalogue_id(name: str) -> str:
+    return PUBLISHED_IDS.get(name) or f"{zlib.crc32(name.encode()):08x}"
 
 
 # (name, labels, description, language)
@@ -82,7 +102,7 @@ def built_in_catalogue() -> list[FakeVoice]:
     created = 1_735_689_600_000  # 2025-01-01 UTC
     return [
         FakeVoice(
-            voice_id=f"builtin-{index + 1:02d}",
+            voice_id=_catalogue_id(name),
             display_name=name,
             voice_type="built-in",
             labels=labels,

@@ -24,7 +24,9 @@ class AccountRoutes(TempolorBase):
     ) -> FakeAccount:
         """Configure an account directly, as POST accounts would."""
         params = request_params if request_params is not None else {"user_id": user_id}
-        account = FakeAccount(user_id, max_jobs, params, subscribed=subscribed)
+        account = FakeAccount(
+            user_id, max_jobs, params, subscribed=subscribed, updated_ms=self.wall_ms()
+        )
         self.accounts[user_id] = account
         return account
 

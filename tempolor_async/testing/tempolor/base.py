@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import re
 import time
 from typing import Any
@@ -55,12 +56,22 @@ class TempolorBase(FakeServer):
     _cdn_files: dict[str, tuple[bytes, str]]
     _media_cache: dict[tuple[str, str], bytes]
     _remain_num: int
+    _cdn_secret: str
     _callback_session: aiohttp.ClientSession | None
     _callback_tasks: set[asyncio.Task[None]]
 
     @property
     def media_url(self) -> str:
         return self.origin + CDN_PATH
+
+    def signed_media_url(self, path: str, expires: int) -> str:
+        """The URL of the media at ``path`` (under the origin) with an ``auth_key`` valid
+        until the epoch second ``expires``."""
+        return f"{self.origin}{path}?auth_key={expires}-0-0-{self._auth_hash(path, expires)}"
+
+    def _auth_hash(self, path: str, expires: int) -> str:
+        text = f"{path}-{expires}-0-0-{self._cdn_secret}"
+        return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
     def _authorize(self, request: web.Request) -> None:
         if request.headers.get("Authorization") != f"Bearer {self.token}":

@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 
+from .._server import compact_json
 from .base import TempolorBase
 from .state import FakeJob
 
@@ -41,7 +42,9 @@ class CallbackSender(TempolorBase):
     async def _post_callback(self, url: str, record: dict[str, Any]) -> None:
         assert self._callback_session is not None
         try:
-            async with self._callback_session.post(url, json=record) as response:
+            body = compact_json(record)
+            headers = {"Content-Type": "application/json"}
+            async with self._callback_session.post(url, data=body, headers=headers) as response:
                 await response.read()
                 if response.status >= 400:
                     self.callback_errors.append(f"{url}: HTTP {response.status}")

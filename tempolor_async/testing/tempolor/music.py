@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import zlib
 from collections.abc import Mapping
@@ -20,7 +21,15 @@ from .._server import (
     multipart_fields,
     text_field,
 )
-from .base import BUSY_TEMPOLOR, FILE_FORMATS, LIMITS, audio_extension, positive_int, whole_number
+from .base import (
+    BUSY_TEMPOLOR,
+    CDN_PATH,
+    FILE_FORMATS,
+    LIMITS,
+    audio_extension,
+    positive_int,
+    whole_number,
+)
 from .callbacks import CallbackSender
 from .state import (
     API_USER,
@@ -33,7 +42,6 @@ from .state import (
     FakeAccount,
     FakeJob,
     new_item_id,
-    wall_ms,
 )
 
 
@@ -51,7 +59,7 @@ class MusicRoutes(CallbackSender):
     def _force(self, job_id: str, status: int) -> None:
         job = self.jobs[job_id]
         job.forced_status = status
-        job.forced_ms = wall_ms()
+        job.forced_ms = self.wall_ms()
         job.forced_at = time.monotonic()
 
     async def _create_song(self, call: Call) -> web.Response:
@@ -116,7 +124,7 @@ class MusicRoutes(CallbackSender):
         if generating + 2 > self.max_gen_count_at_once:
             raise Reply(429, BUSY_TEMPOLOR)
         jobs = []
-        for _ in range(2):
+        for take in range(2):
             item_id = new_item_id()
             job = FakeJob(
                 job_id=f"user:{API_USER}-tempolor:{account.user_id}-job:{item_id}",
@@ -128,12 +136,13 @@ class MusicRoutes(CallbackSender):
                 started=now,
                 duration=self.job_duration,
                 will_fail=bool(self.fail_marker) and self.fail_marker in prompt,
-                created_ms=wall_ms(),
+                created_ms=self.wall_ms(),
                 artist_voice_item_id=voice_ids["artist"],
                 cloned_voice_item_id=voice_ids["cloned"],
                 midi_item_id=voice_ids["midi"],
                 reply_url=reply_url,
                 reply_ref=text_field(fields, "replyRef"),
+                take=take,
                 **options,
             )
             self.jobs[job.job_id] = job
@@ -173,7 +182,7 @@ class MusicRoutes(CallbackSender):
         if free(best) > 0:
             return best
         busy = {
-            uid: [job.render_running(numeric_started=True) for job in jobs]
+            uid: [job.render_running(self.wall_ms(), numeric_started=True) for job in jobs]
             for uid, jobs in running.items()
         }
         count = sum(len(jobs) for jobs in running.values())
@@ -231,9 +240,9 @@ class MusicRoutes(CallbackSender):
             # As the service does: COMPLETED a few seconds before the file can be served.
             raise Reply(404, f"No record found for {job.job_id}")
         folder, extension = FILE_FORMATS[file_format]
-        expires = int(time.time()) + self.download_url_expiry
-        key = f"{expires}-0-0-{zlib.crc32(job.job_id.encode()):08x}"
-        url = f"{self.media_url}/ai_material/{folder}/{job.item_id}.{extension}?auth_key={key}"
+        expires = math.ceil(self.wall_time()) + self.download_url_expiry
+        path = f"{CDN_PATH}/ai_material/{folder}/{job.item_id}.{extension}"
+        url = self.signed_media_url(path, expires)
         return json_response(200, {"url": url, "remainSeconds": self.download_url_expiry})
 
     async def _split_stems(self, call: Call) -> web.Response:

@@ -16,7 +16,11 @@ class SchedulerRoutes(TempolorBase):
 
     async def _list_running(self, call: Call) -> web.Response:
         return json_response(
-            200, [job.render_running(numeric_started=False) for job in self.running_jobs()]
+            200,
+            [
+                job.render_running(self.wall_ms(), numeric_started=False)
+                for job in self.running_jobs()
+            ],
         )
 
     async def _available(self, call: Call) -> web.Response:
@@ -33,7 +37,9 @@ class SchedulerRoutes(TempolorBase):
                 }
             )
         capacity.sort(key=lambda entry: -entry["available"])
-        executing_jobs = [job.render_running(numeric_started=False) for job in running]
+        executing_jobs = [
+            job.render_running(self.wall_ms(), numeric_started=False) for job in running
+        ]
         return json_response(200, {"executing": executing_jobs, "available": capacity})
 
     async def _cancel_tracking(self, call: Call) -> web.Response:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -39,6 +40,9 @@ class FakeTempolor(
     ``download_lag``: for this many seconds after a job completes, ``GET music/download``
     answers 404, as the service does (a job reports COMPLETED a little before its file can
     be served).
+
+    ``clock_offset``: the service's clock relative to this machine's, in seconds; every time
+    it shows (``createTime``, ``updateTime``, ``started``, the ``Date`` header) follows it.
     """
 
     service_name = "TemPolor"
@@ -60,8 +64,9 @@ class FakeTempolor(
         voice_clone_pending: bool = False,
         download_url_expiry: int = 3600,
         download_lag: float = 0.0,
+        clock_offset: float = 0.0,
     ) -> None:
-        super().__init__(host=host, port=port)
+        super().__init__(host=host, port=port, clock_offset=clock_offset)
         self.token = token
         self.job_duration = job_duration
         self.page_size = page_size
@@ -82,6 +87,7 @@ class FakeTempolor(
         self._cdn_files = {}
         self._media_cache = {}
         self._remain_num = 3000
+        self._cdn_secret = secrets.token_hex(16)
         self._callback_session = None
         self._callback_tasks = set()
         self._routes = self._route_table()

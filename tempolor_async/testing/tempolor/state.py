@@ -7,8 +7,10 @@ in epoch milliseconds) so that what a job looks like at a given moment is a pure
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -43,6 +45,19 @@ AUDIO_CONTENT_TYPES = {
     "audio/x-flac": "flac",
 }
 MIDI_CONTENT_TYPES = frozenset({"audio/midi", "audio/x-midi"})
+
+# What tells the two takes of one generation apart in their titles, as the service's own
+# titles differ between takes.
+TAKE_NAMES = (
+    "Sunrise",
+    "Midnight",
+    "Afterglow",
+    "Echoes",
+    "Horizon",
+    "Embers",
+    "Tides",
+    "Reprise",
+)
 
 # The useapi.net user every id of this simulator belongs to ("user:<n>-tempolor:...").
 API_USER = "12345"
@@ -116,6 +131,7 @@ class FakeJob:
     midi_item_id: str | None = None
     reply_url: str | None = None
     reply_ref: str | None = None
+    take: int = 0  # which job of its generation: 0 or 1
     tracked: bool = True  # still followed by the scheduler (DELETE scheduler/{id} clears it)
     forced_status: int | None = None  # set by FakeTempolor.complete()/fail()
     forced_ms: int | None = None
@@ -167,8 +183,12 @@ class FakeJob:
         return self.started + ticks * step
 
     def title(self) -> str:
-        words = [word for word in self.prompt.replace("[", " ").replace("]", " ").split()]
-        return " ".join(word.capitalize() for word in words[:4]) or "Untitled"
+        """Words of the prompt and a name of its own: the takes of a generation differ."""
+        words = [word.strip(",.;:!?") for word in re.split(r"[\s\[\]]+", self.prompt)]
+        base = " ".join([word.capitalize() for word in words if word][:4]) or "Untitled"
+        first = zlib.crc32(self.prompt.encode("utf-8", "surrogatepass"))
+        name = TAKE_NAMES[(first + self.take) % len(TAKE_NAMES)]
+        return f"{base} ({name})"
 
     def updated_ms(self, now: float) -> int:
         if self.forced_ms is not None:
@@ -248,14 +268,14 @@ class FakeJob:
         }
         return record
 
-    def render_running(self, *, numeric_started: bool) -> dict[str, Any]:
+    def render_running(self, now_ms: int, *, numeric_started: bool) -> dict[str, Any]:
         """The job as the scheduler lists it (ISO `started`) or as a 429 body does (ms)."""
         entry: dict[str, Any] = {"job_id": self.job_id}
         if numeric_started:
             entry = {"user_id": self.user_id, **entry, "started": self.created_ms}
         else:
             entry["started"] = iso_utc(self.created_ms)
-            entry["elapsed"] = elapsed_text((wall_ms() - self.created_ms) / 1000)
+            entry["elapsed"] = elapsed_text((now_ms - self.created_ms) / 1000)
         if self.reply_url is not None:
             entry["replyUrl"] = self.reply_url
         if self.reply_ref is not None:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from .._server import Call, Reply, json_response
 from .base import VOICE_ID_PATTERN, TempolorBase, audio_extension
-from .state import API_USER, FakeClonedVoice, artist_catalogue, new_item_id, wall_ms
+from .state import API_USER, FakeClonedVoice, artist_catalogue, new_item_id
 
 
 class VoiceRoutes(TempolorBase):
@@ -20,7 +20,7 @@ class VoiceRoutes(TempolorBase):
         records = artist_catalogue(self.media_url)
         sequences = [len(records) - index for index in range(len(records))]
         page = self._page(records, sequences, call.query.get("cursor"))
-        return json_response(200, {**page, "sysTime": wall_ms()})
+        return json_response(200, {**page, "sysTime": self.wall_ms()})
 
     async def _list_cloned_voices(self, call: Call) -> web.Response:
         account = self._resolve_account(call.query.get("user_id"))
@@ -54,6 +54,7 @@ class VoiceRoutes(TempolorBase):
             audio=call.body,
             extension=extension,
             ready_at=time.monotonic() + (self.job_duration if pending else 0.0),
+            created_ms=self.wall_ms(),
         )
         self.cloned_voices[voice.cloned_voice_item_id] = voice
         ids = {"itemId": item_id, "clonedVoiceItemId": voice.cloned_voice_item_id}

@@ -1,0 +1,103 @@
+"""The coordination seam: what the gate and the wait loop ask of the processes that share
+the accounts. ``Alone`` is this process by itself (sections 12-14: every call is a no-op and
+the local view decides); ``RedisCoordination`` (``_fleet``) is a fleet through Redis.
+
+The calls are few: take leases on an account's slots before a generation is sent, bind them
+to the jobs it created, end them when those jobs end, give them back when nothing was sent,
+and publish a callback's job id to the fleet. A fleet that cannot be reached answers as
+``Alone`` would: the service's 429 stays the arbiter.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Collection, Iterable
+from typing import Protocol
+
+import anyio
+
+ENV = "TEMPOLOR_COORDINATION"
+
+
+class FleetHooks(Protocol):
+    """What a coordination tells its engine."""
+
+    def hinted(self, job_id: str, final: bool) -> None:
+        """A receiver in another process accepted a callback for this job."""
+
+    def ended(self, job_ids: Collection[str]) -> None:
+        """These jobs ended (seen by another process): their slots are free."""
+
+
+class Coordination(Protocol):
+    """The seam. ``take`` answers the leases taken (``[]`` when the fleet is not consulted)
+    or None when the fleet's slots of that account are all taken."""
+
+    @property
+    def joined(self) -> bool:
+        """True while the fleet answers (leases and callbacks go through it)."""
+
+    view_stale: bool  # the last refusal counted running jobs no lease covers
+
+    async def open(self, fleet: str, hooks: FleetHooks) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    async def take(
+        self, user_id: str, count: int, limit: int, running: Collection[str], other: int
+    ) -> list[str] | None: ...
+
+    def bind(self, user_id: str, leases: list[str], job_ids: list[str]) -> None: ...
+
+    def give_back(self, user_id: str, leases: list[str]) -> None: ...
+
+    def ended(self, job_ids: Iterable[str]) -> None: ...
+
+    def publish_hint(self, job_id: str, final: bool) -> None: ...
+
+    async def slot_freed(self, timeout: float) -> None: ...
+
+
+class Alone:
+    """This process by itself: no fleet to ask."""
+
+    joined = False
+    view_stale = False
+
+    async def open(self, fleet: str, hooks: FleetHooks) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    async def take(
+        self, user_id: str, count: int, limit: int, running: Collection[str], other: int
+    ) -> list[str] | None:
+        return []
+
+    def bind(self, user_id: str, leases: list[str], job_ids: list[str]) -> None:
+        pass
+
+    def give_back(self, user_id: str, leases: list[str]) -> None:
+        pass
+
+    def ended(self, job_ids: Iterable[str]) -> None:
+        pass
+
+    def publish_hint(self, job_id: str, final: bool) -> None:
+        pass
+
+    async def slot_freed(self, timeout: float) -> None:
+        await anyio.sleep(timeout)
+
+
+def coordination_from(value: object, make_fleet: Callable[[str], Coordination]) -> Coordination:
+    """``coordination=``: None (the environment variable, else this process alone), a
+    Redis URL, or a ready coordination."""
+    if value is None:
+        value = os.environ.get(ENV) or None
+    if value is None:
+        return Alone()
+    if isinstance(value, str):
+        return make_fleet(value)
+    return value  # type: ignore[return-value]  # checked by the caller

@@ -286,11 +286,11 @@ async def test_scheduler_commands(fake: FakeTempolor) -> None:
     [
         (("instrumental", "x", "--bpm", "500"), ("bpm", "50 to 190")),
         (("instrumental", "x", "--tonality", "H:major"), ("tonality",)),
-        (("song", ""), ("prompt",)),
+        (("song", ""), ("PROMPT",)),
         (("nonsense",), ("invalid choice",)),
         (("list", "--bogus"), ("--bogus",)),
         (("song", "x", "--artist-voice", "a", "--midi", "b"), ("not allowed",)),
-        (("status", "bad/id"), ("job_id",)),
+        (("status", "bad/id"), ("JOB_ID",)),
     ],
 )
 async def test_bad_usage_exits_2_with_one_line(

@@ -123,7 +123,7 @@ async def test_tempolor_scheduler_cancel_never_cancels_another_job(
         check=False,
     )
     assert result.returncode == 2
-    assert "job_id: must be valid Unicode text" in result.stderr.decode()
+    assert "JOB_ID: must be valid Unicode text" in result.stderr.decode()
     assert fake.requests_to("DELETE", f"/scheduler/{job_id}") == []
     assert job_id in {job.job_id for job in fake.running_jobs()}
 

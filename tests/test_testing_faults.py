@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 
@@ -94,7 +95,8 @@ async def test_truncate_of_an_injected_status(api, fake):
 
 async def test_delay_outlasts_a_shorter_client_timeout(api, fake):
     fake.inject("GET", "/scheduler/", delay=2.0)
-    with pytest.raises(TimeoutError):
+    # On 3.10 aiohttp raises asyncio.TimeoutError, not yet the builtin TimeoutError.
+    with pytest.raises(asyncio.TimeoutError):
         await api("GET", "/scheduler/", timeout=0.1)
     assert await api("GET", "/scheduler/") == OK_SCHEDULER
 

@@ -37,32 +37,47 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--token", default=argparse.SUPPRESS, help=TOKEN_HELP)
-    common.add_argument(
+def _global_options() -> dict[str, list[argparse.ArgumentParser]]:
+    """The global options, as parents for a command: each command lists only those that
+    act on it. "account": --token, --base-url, --coordination, --user-id and --json;
+    "service": all but --user-id (calls that take no account); "output": --json; "none"."""
+    token = argparse.ArgumentParser(add_help=False)
+    token.add_argument("--token", default=argparse.SUPPRESS, help=TOKEN_HELP)
+    token.add_argument(
         "--base-url",
         default=argparse.SUPPRESS,
         help="API base URL (default: the TEMPOLOR_BASE_URL environment variable, "
         "else https://api.useapi.net/v1/tempolor)",
     )
-    common.add_argument(
-        "--user-id",
-        default=argparse.SUPPRESS,
-        help="account to act for (default: none; a generation goes to the freest account)",
-    )
-    common.add_argument(
+    token.add_argument(
         "--coordination",
         default=argparse.SUPPRESS,
         help="join a fleet through this Redis URL (default: the TEMPOLOR_COORDINATION "
         "environment variable, else this process alone)",
     )
-    common.add_argument(
+    user = argparse.ArgumentParser(add_help=False)
+    user.add_argument(
+        "--user-id",
+        default=argparse.SUPPRESS,
+        help="account to act for (default: none; a generation goes to the freest account)",
+    )
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
     )
+    return {
+        "account": [token, user, output],
+        "service": [token, output],
+        "output": [output],
+        "none": [],
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    option_sets = _global_options()
     parser = _Parser(
         prog="tempolor",
-        parents=[common],
+        parents=option_sets["account"],
         description="TemPolor music generation from the shell. Try 'tempolor demo' first.",
     )
     parser.add_argument("--version", action="version", version=f"tempolor-async {__version__}")
@@ -73,10 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
         handler: Handler,
         help: str,
         parent: Any = commands,
-        parents: Sequence[argparse.ArgumentParser] = (common,),
+        options: str = "account",
+        parents: Sequence[argparse.ArgumentParser] | None = None,
     ) -> argparse.ArgumentParser:
+        """A command (or, with ``parent``, a subcommand) with the set of global options
+        named by ``options`` (see ``_global_options``), or with ``parents`` of its own."""
+        chosen = option_sets[options] if parents is None else list(parents)
         sub: argparse.ArgumentParser = parent.add_parser(
-            name, parents=list(parents), help=help, description=help
+            name, parents=chosen, help=help, description=help
         )
         sub.set_defaults(handler=handler)
         return sub

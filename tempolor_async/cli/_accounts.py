@@ -7,17 +7,20 @@ import json
 from typing import Any
 
 from .._models import Account
-from ._common import Command, listing, tempolor_client, text_file
+from ._common import Command, listing, options_named, tempolor_client, text_file
 from ._output import Output, positive_int
 
 
 def add_command(command: Command) -> None:
     """Register ``tempolor accounts`` with the command line's ``command`` helper."""
-    accounts = command("accounts", cmd_accounts, "TemPolor accounts behind the token")
+    accounts = command(
+        "accounts", cmd_accounts, "TemPolor accounts behind the token", options="service"
+    )
     actions = accounts.add_subparsers(dest="action", required=True, metavar="ACTION")
-    command("list", cmd_accounts, "list accounts", actions)
-    command("get", cmd_accounts, "show an account", actions).add_argument("id")
-    add = command("add", cmd_accounts, "add or update an account", actions)
+    command("list", cmd_accounts, "list accounts", actions, "service")
+    getting = command("get", cmd_accounts, "show an account", actions, "service")
+    getting.add_argument("id", metavar="ID", help="an account's user_id")
+    add = command("add", cmd_accounts, "add or update an account", actions, "service")
     add.add_argument(
         "--request-params",
         required=True,
@@ -31,10 +34,16 @@ def add_command(command: Command) -> None:
         metavar="N",
         help="jobs the account may run at once (default: the service's)",
     )
-    command("delete", cmd_accounts, "delete an account", actions).add_argument("id")
+    deleting = command("delete", cmd_accounts, "delete an account", actions, "service")
+    deleting.add_argument("id", metavar="ID", help="an account's user_id")
 
 
 async def cmd_accounts(args: argparse.Namespace, out: Output) -> int:
+    with options_named(user_id="ID"):
+        return await _accounts(args, out)
+
+
+async def _accounts(args: argparse.Namespace, out: Output) -> int:
     async with tempolor_client(args) as client:
         if args.action == "list":
             accounts = list((await client.accounts.list()).values())

@@ -37,6 +37,7 @@ from ..batch._output import stem_for
 from ..batch._reconcile import MAX_BATCH_REPLY_REF
 from ..batch._report import STATUSES, BatchEvent
 from ..batch._requests import FIELDS, REQUEST_TYPES, InstrumentalRequest, SongRequest
+from ._common import DOCUMENTED_MODELS, undocumented_model
 from ._common import tempolor_client as _client
 from ._output import Output, _cell
 
@@ -55,7 +56,12 @@ STOP_REASONS = {
 def add_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     """Register ``tempolor batch`` with the command line's ``command`` helper."""
     batch = command("batch", cmd_batch, "generate many tracks from a file, resumably")
-    batch.add_argument("file", help="JSON Lines (one object per line) or CSV with a header row")
+    batch.add_argument(
+        "file",
+        help="JSON Lines (one object per line) or CSV with a header row; an item's model: "
+        + "; ".join(f"{kind} {', '.join(names)}" for kind, names in DOCUMENTED_MODELS.items())
+        + " (another name is sent as given, with a note)",
+    )
     batch.add_argument(
         "--out", default="tempolor-batch", metavar="DIR", help="folder (default ./tempolor-batch)"
     )
@@ -271,6 +277,12 @@ async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
         if len(bad.problems) > MAX_LISTED_ERRORS:
             out.error(f"... and {len(bad.problems) - MAX_LISTED_ERRORS} more bad lines")
         return 2
+    notes = (
+        undocumented_model("song" if isinstance(item, SongRequest) else "instrumental", item.model)
+        for item in items
+    )
+    for note in dict.fromkeys(note for note in notes if note):
+        out.warn(note)
     out_dir = Path(args.out)
     journal = Path(args.journal) if args.journal else out_dir / JOURNAL_NAME
     printed: set[str] = set()

@@ -7,19 +7,26 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from .. import _files
 from .._client import TempolorClient
 from .._errors import ValidationError
-from .._models import FileFormat, MusicJob
+from .._models import FileFormat, InstrumentalModel, MusicJob, SongModel
 from ._output import Output, human_size, positive_int
 
 Handler = Callable[[argparse.Namespace, Output], Coroutine[Any, Any, int]]
 Command = Callable[..., argparse.ArgumentParser]
 JOB_COLUMNS = ["job_id", "status", "progress", "title", "created"]
+# The models the service documents, by kind. Names are open (the service adds models), so
+# another name is sent as given, with a note.
+DOCUMENTED_MODELS = {
+    "song": [model.value for model in SongModel],
+    "instrumental": [model.value for model in InstrumentalModel],
+}
 
 
 def tempolor_client(args: argparse.Namespace) -> TempolorClient:
@@ -40,6 +47,32 @@ def destination_folder(path: str, option: str) -> str:
     except ValidationError as exc:
         raise ValidationError(option, str(exc).removeprefix("dest: ")) from None
     return folder
+
+
+@contextmanager
+def options_named(**names: str) -> Iterator[None]:
+    """A ValidationError about an SDK parameter raised inside, named as the command's own
+    option or argument instead: ``options_named(dest="--out")`` turns ``dest: ...`` into
+    ``--out: ...``."""
+    try:
+        yield
+    except ValidationError as exc:
+        name = names.get(exc.parameter)
+        if name is None:
+            raise
+        message = str(exc).removeprefix(f"{exc.parameter}: ")
+        raise ValidationError(name, message.replace(f" {exc.parameter} ", f" {name} ")) from None
+
+
+def undocumented_model(kind: str, model: str | None) -> str | None:
+    """A note for a model name the service does not document, else None."""
+    documented = DOCUMENTED_MODELS[kind]
+    if model is None or not model.strip() or model in documented:
+        return None
+    return (
+        f"model {model!r} is not a documented {kind} model ({', '.join(documented)}); "
+        "it is sent as given"
+    )
 
 
 # ------------------------------------------------------------------- output
@@ -119,6 +152,15 @@ def _positive_seconds(text: str) -> float:
     if not 0 < seconds < math.inf:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
     return seconds
+
+
+def model_option(parser: argparse.ArgumentParser, kind: str) -> None:
+    parser.add_argument(
+        "--model",
+        metavar="MODEL",
+        help=f"model name: {', '.join(DOCUMENTED_MODELS[kind])} (default: the service's "
+        "default); another name is sent as given, with a note",
+    )
 
 
 def format_option(parser: argparse.ArgumentParser) -> None:

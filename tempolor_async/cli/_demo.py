@@ -32,7 +32,10 @@ INSTRUMENTAL_PROMPT = "warm lo-fi hip hop beat with soft piano and vinyl crackle
 def add_command(command: Command) -> None:
     """Register ``tempolor demo`` with the command line's ``command`` helper."""
     demo = command(
-        "demo", cmd_demo, "generate, watch and download music offline, with the simulator"
+        "demo",
+        cmd_demo,
+        "generate, watch and download music offline, with the simulator",
+        options="output",
     )
     demo.add_argument(
         "--out",

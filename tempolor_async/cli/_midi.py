@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import Command, limit_option, listing, tempolor_client
+from ._common import Command, limit_option, listing, options_named, tempolor_client
 from ._output import Output
 
 
@@ -14,14 +14,15 @@ def add_command(command: Command) -> None:
     actions = midi.add_subparsers(dest="action", required=True, metavar="ACTION")
     limit_option(command("list", cmd_midi, "list MIDI files", actions))
     upload = command("upload", cmd_midi, "upload a MIDI file", actions)
-    upload.add_argument("file", help="a .mid or .midi file")
+    upload.add_argument("file", metavar="FILE", help="a .mid or .midi file")
     upload.add_argument("--name", required=True, help="a name for it (required)")
     upload.add_argument(
         "--content-type",
         metavar="TYPE",
         help="audio/midi or audio/x-midi (default: from the file's extension, else audio/midi)",
     )
-    command("delete", cmd_midi, "delete a MIDI file", actions).add_argument("id")
+    deleting = command("delete", cmd_midi, "delete a MIDI file", actions, "service")
+    deleting.add_argument("id", metavar="ID", help="a MIDI file's id")
 
 
 async def cmd_midi(args: argparse.Namespace, out: Output) -> int:
@@ -31,10 +32,12 @@ async def cmd_midi(args: argparse.Namespace, out: Output) -> int:
             rows = [[m.midi_item_id, m.name, m.midi_url] for m in files]
             return listing(out, [m.raw for m in files], ["midi_item_id", "name", "url"], rows)
         if args.action == "upload":
-            upload = await client.midi.upload(
-                args.file, name=args.name, content_type=args.content_type
-            )
+            with options_named(midi="FILE", name="--name"):
+                upload = await client.midi.upload(
+                    args.file, name=args.name, content_type=args.content_type
+                )
             midi_id = upload.midi.midi_item_id if upload.midi else None
             return listing(out, upload.raw, ["midi_item_id", "name"], [[midi_id, args.name]])
-        await client.midi.delete(args.id)
+        with options_named(midi_item_id="ID"):
+            await client.midi.delete(args.id)
         return listing(out, {"deleted": args.id}, ["deleted"], [[args.id]])

@@ -9,9 +9,11 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import anyio
+
 from .. import _files, _protocol, _validation
 from .._client import TempolorClient
-from .._errors import ResponseDecodeError, ValidationError
+from .._errors import NotFoundError, ResponseDecodeError, TempolorError, ValidationError
 from .._models import FileFormat, MusicJob, MusicType, Submission
 from ._common import (
     JOB_COLUMNS,
@@ -23,11 +25,14 @@ from ._common import (
     job_rows,
     limit_option,
     listing,
+    model_option,
+    options_named,
     poll_option,
     report_failures,
     show_files,
     tempolor_client,
     text_file,
+    undocumented_model,
     wait_for,
 )
 from ._output import Output
@@ -37,8 +42,10 @@ def add_commands(command: Command) -> None:
     """Register the music commands with the command line's ``command`` helper."""
     for kind, article in (("song", "a"), ("instrumental", "an")):
         gen = command(kind, cmd_generate, f"generate {article} {kind}")
-        gen.add_argument("prompt", help="what to generate: at most 2,000 characters")
-        gen.add_argument("--model", help="model name (default: the service's default)")
+        gen.add_argument(
+            "prompt", metavar="PROMPT", help="what to generate: at most 2,000 characters"
+        )
+        model_option(gen, kind)
         if kind == "song":
             gen.add_argument(
                 "--lyrics-file",
@@ -73,20 +80,22 @@ def add_commands(command: Command) -> None:
         format_option(gen)
         poll_option(gen)
 
-    status = command("status", cmd_status, "show a job's record")
-    status.add_argument("job_id", help="a job id, as printed when it was submitted")
-    wait = command("wait", cmd_wait, "wait until jobs are final")
+    status = command("status", cmd_status, "show a job's record", options="service")
+    status.add_argument(
+        "job_id", metavar="JOB_ID", help="a job id, as printed when it was submitted"
+    )
+    wait = command("wait", cmd_wait, "wait until jobs are final", options="service")
     wait.add_argument("job_ids", nargs="+", metavar="JOB_ID")
     poll_option(wait)
-    download = command("download", cmd_download, "download a finished job")
-    download.add_argument("job_id", help="a completed job's id")
+    download = command("download", cmd_download, "download a finished job", options="service")
+    download.add_argument("job_id", metavar="JOB_ID", help="a completed job's id")
     format_option(download)
     download.add_argument(
         "--out",
         default=".",
         metavar="PATH",
         help="file, or folder (an existing one, or a path ending with '/', created if "
-        "missing) (default: the current folder)",
+        "missing); a file's extension must agree with --format (default: the current folder)",
     )
     listed = command("list", cmd_list, "list past generations, newest first")
     listed.add_argument(
@@ -98,7 +107,9 @@ def add_commands(command: Command) -> None:
     limit_option(listed)
 
     stems = command("stems", cmd_stems, "split an audio file into stems and download them")
-    stems.add_argument("file", help="the audio file to split: .m4a, .mp3, .wav or .flac")
+    stems.add_argument(
+        "file", metavar="FILE", help="the audio file to split: .m4a, .mp3, .wav or .flac"
+    )
     stems.add_argument(
         "--out",
         default=".",
@@ -113,10 +124,14 @@ async def cmd_generate(args: argparse.Namespace, out: Output) -> int:
     before the generation is sent; once it is, its job ids are printed whatever happens
     next (at once on stdout, or in the --json object printed at the end)."""
     folder = destination_folder(args.download, "--download") if args.download else None
+    note = undocumented_model(args.command, args.model)
+    if note:
+        out.warn(note)
     result: dict[str, Any] = {}
     try:
         async with tempolor_client(args) as client:
-            submission = await _submit(client, args)
+            with options_named(prompt="PROMPT", model="--model", **GENERATION_OPTIONS):
+                submission = await _submit(client, args)
             result.update(submission.raw)
             job_ids = list(submission.jobs or [])
             if not out.as_json:
@@ -146,6 +161,10 @@ async def cmd_generate(args: argparse.Namespace, out: Output) -> int:
     finally:
         if out.as_json and result:
             out.json(result)
+
+
+# The SDK's parameters of a generation that the command spells otherwise.
+GENERATION_OPTIONS = {"bpm": "--bpm", "tonality": "--tonality", "chords": "--chords"}
 
 
 async def _submit(client: TempolorClient, args: argparse.Namespace) -> Submission:
@@ -200,7 +219,8 @@ async def _download_jobs(
 
 async def cmd_status(args: argparse.Namespace, out: Output) -> int:
     async with tempolor_client(args) as client:
-        job = await client.music.get(args.job_id)
+        with options_named(job_id="JOB_ID"):
+            job = await client.music.get(args.job_id)
     if out.as_json:
         out.json(job.raw)
     else:
@@ -222,7 +242,9 @@ async def cmd_status(args: argparse.Namespace, out: Output) -> int:
 
 async def cmd_wait(args: argparse.Namespace, out: Output) -> int:
     async with tempolor_client(args) as client:
-        jobs = await wait_for(client, out, args.job_ids, args.poll_interval)
+        with options_named(job_ids="JOB_ID"):
+            await _note_unknown_jobs(client, out, args.job_ids)
+            jobs = await wait_for(client, out, args.job_ids, args.poll_interval)
     if out.as_json:
         out.json([job.raw for job in jobs])
     else:
@@ -230,16 +252,56 @@ async def cmd_wait(args: argparse.Namespace, out: Output) -> int:
     return report_failures(out, jobs)
 
 
+async def _note_unknown_jobs(client: TempolorClient, out: Output, job_ids: list[str]) -> None:
+    """Say at once which jobs the service does not show (yet): a job just submitted may
+    take a moment to appear, so the wait goes on, but a mistyped id would otherwise sit
+    silent until the wait gives up on it."""
+    for job_id in job_ids:
+        _validation.path_id("job_ids", job_id)
+    unknown: set[str] = set()
+    limiter = anyio.CapacityLimiter(8)
+
+    async def look(job_id: str) -> None:
+        async with limiter:
+            try:
+                await client.music.get(job_id)
+            except NotFoundError:
+                unknown.add(job_id)
+            except TempolorError:
+                pass  # the wait itself rides out or reports anything else
+
+    async with anyio.create_task_group() as group:
+        for job_id in dict.fromkeys(job_ids):
+            group.start_soon(look, job_id)
+    for job_id in dict.fromkeys(job_ids):
+        if job_id in unknown:
+            out.warn(
+                f"the service does not show job {job_id} (yet); waiting for it to appear "
+                "(an id it never shows ends the wait with 'not found' after 30 s or so)"
+            )
+
+
 async def cmd_download(args: argparse.Namespace, out: Output) -> int:
+    mismatch = _extension_mismatch(args.out, args.format)
+    if mismatch:
+        raise ValidationError("--out", mismatch)
     async with tempolor_client(args) as client:
-        try:
+        with options_named(job_id="JOB_ID", dest="--out", file_format="--format"):
             path = await client.music.download(args.job_id, args.out, file_format=args.format)
-        except ValidationError as exc:
-            if exc.parameter != "dest":
-                raise
-            raise ValidationError("--out", str(exc).removeprefix("dest: ")) from None
     show_files(out, [file_entry(args.job_id, args.format, path)])
     return 0
+
+
+def _extension_mismatch(path: str, fmt: str) -> str | None:
+    """Why ``path`` cannot hold a file of format ``fmt``: its extension names another
+    format. A folder, or a name with no known audio extension, is taken as given."""
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
+        return None
+    extension = os.path.splitext(path)[1].lower().lstrip(".")
+    named = {f.extension: f.value for f in FileFormat}.get(extension)
+    if named is None or named == fmt:
+        return None
+    return f"{path!r} names a .{extension} file, but --format is {fmt}"
 
 
 async def cmd_list(args: argparse.Namespace, out: Output) -> int:
@@ -251,7 +313,8 @@ async def cmd_list(args: argparse.Namespace, out: Output) -> int:
 async def cmd_stems(args: argparse.Namespace, out: Output) -> int:
     folder = destination_folder(args.out, "--out")
     async with tempolor_client(args) as client:
-        split = await client.music.split_stems(args.file, content_type=args.content_type)
+        with options_named(audio="FILE"):
+            split = await client.music.split_stems(args.file, content_type=args.content_type)
         if not split.stems_zip_url:
             return listing(out, split.raw, ["state", "title"], [[split.state, split.title]])
         try:

@@ -69,6 +69,10 @@ class Output:
         if self.live:
             self.console.print(text, style="dim")
 
+    def warn(self, text: str) -> None:
+        """One line on stderr, at a terminal or not, that does not stop the command."""
+        self.errors.print(f"note: {redact(text)}", style="yellow", markup=False, soft_wrap=True)
+
     def error(self, text: str) -> None:
         self.errors.print(f"error: {redact(text)}", style="bold red", markup=False, soft_wrap=True)
 

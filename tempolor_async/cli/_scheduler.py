@@ -5,18 +5,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._common import Command, listing, tempolor_client
+from ._common import Command, listing, options_named, tempolor_client
 from ._output import Output
 
 
 def add_command(command: Command) -> None:
     """Register ``tempolor scheduler`` with the command line's ``command`` helper."""
-    scheduler = command("scheduler", cmd_scheduler, "jobs the API is tracking")
+    scheduler = command("scheduler", cmd_scheduler, "jobs the API is tracking", options="service")
     actions = scheduler.add_subparsers(dest="action", required=True, metavar="ACTION")
-    command("list", cmd_scheduler, "list running jobs", actions)
-    command("available", cmd_scheduler, "free slots per account", actions)
-    cancel = command("cancel", cmd_scheduler, "stop tracking a job", actions)
-    cancel.add_argument("job_id", help="the job to stop tracking")
+    command("list", cmd_scheduler, "list running jobs", actions, "service")
+    command("available", cmd_scheduler, "free slots per account", actions, "service")
+    cancel = command("cancel", cmd_scheduler, "stop tracking a job", actions, "service")
+    cancel.add_argument("job_id", metavar="JOB_ID", help="the job to stop tracking")
 
 
 async def cmd_scheduler(args: argparse.Namespace, out: Output) -> int:
@@ -32,5 +32,6 @@ async def cmd_scheduler(args: argparse.Namespace, out: Output) -> int:
             ]
             columns = ["user_id", "max_jobs", "executing", "available"]
             return listing(out, capacity.raw, columns, rows)
-        await client.scheduler.cancel(args.job_id)
+        with options_named(job_id="JOB_ID"):
+            await client.scheduler.cancel(args.job_id)
         return listing(out, {"cancelled": args.job_id}, ["cancelled"], [[args.job_id]])

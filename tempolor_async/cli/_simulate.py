@@ -13,7 +13,7 @@ def add_command(command: Command) -> None:
     from ..testing.__main__ import add_options
 
     simulate = command(
-        "simulate", cmd_simulate, "run a local simulator until interrupted", parents=()
+        "simulate", cmd_simulate, "run a local simulator until interrupted", options="none"
     )
     add_options(simulate)
 

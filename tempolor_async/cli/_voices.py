@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._common import Command, content_type_option, limit_option, listing, tempolor_client
+from ._common import (
+    Command,
+    content_type_option,
+    limit_option,
+    listing,
+    options_named,
+    tempolor_client,
+)
 from ._output import Output
 
 
@@ -16,10 +23,13 @@ def add_command(command: Command) -> None:
     limit_option(command("artist", cmd_voices, "list artist voices", actions))
     limit_option(command("cloned", cmd_voices, "list cloned voices", actions))
     clone = command("clone", cmd_voices, "clone a voice from an audio file", actions)
-    clone.add_argument("file", help="a sample of the voice: .m4a, .mp3, .wav or .flac")
+    clone.add_argument(
+        "file", metavar="FILE", help="a sample of the voice: .m4a, .mp3, .wav or .flac"
+    )
     clone.add_argument("--name", required=True, help="a name for the voice (required)")
     content_type_option(clone)
-    command("delete", cmd_voices, "delete a cloned voice", actions).add_argument("id")
+    deleting = command("delete", cmd_voices, "delete a cloned voice", actions, "service")
+    deleting.add_argument("id", metavar="ID", help="a cloned voice's id")
 
 
 async def cmd_voices(args: argparse.Namespace, out: Output) -> int:
@@ -34,9 +44,10 @@ async def cmd_voices(args: argparse.Namespace, out: Output) -> int:
             columns = ["cloned_voice_item_id", "name", "status"]
             return listing(out, [v.raw for v in cloned], columns, rows)
         if args.action == "clone":
-            clone = await client.voices.clone(
-                args.file, name=args.name, content_type=args.content_type
-            )
+            with options_named(audio="FILE", name="--name"):
+                clone = await client.voices.clone(
+                    args.file, name=args.name, content_type=args.content_type
+                )
             state = "ready" if clone.ready else "processing"
             return listing(
                 out,
@@ -44,5 +55,6 @@ async def cmd_voices(args: argparse.Namespace, out: Output) -> int:
                 ["cloned_voice_item_id", "state"],
                 [[clone.cloned_voice_item_id, state]],
             )
-        await client.voices.delete_cloned(args.id)
+        with options_named(cloned_voice_item_id="ID"):
+            await client.voices.delete_cloned(args.id)
         return listing(out, {"deleted": args.id}, ["deleted"], [[args.id]])

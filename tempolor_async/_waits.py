@@ -228,26 +228,37 @@ class WaitLoop:
         self._heard = listing
         self._heard_at = now
         self._heard_started = now - max(0.0, time.time() - read_at) - HEARD_MARGIN
-        if self.gate.watching_leases():
+        if self.gate.watching_leases() or self.gate.queue:
             self.gate.apply_running(self._heard_jobs(), self._heard_started)
         for job_id in left:
-            self.hint_id(job_id, True)
+            if job_id not in self._fetching:  # a fetch under way (a callback's) will tell
+                self.hint_id(job_id, True)
 
     def _heard_jobs(self) -> list[RunningJob]:
         return [RunningJob(job_id=job_id) for job_id in self._heard or ()]
 
     async def _from_the_poller(self, started: float) -> set[str] | None:
         """In a fleet whose poller is another process: its last listing, if fresh enough
-        and no generation waits here for slots (None: read the scheduler here)."""
-        if self.gate.queue or self.gate.refresh_now:
+        and the slots need no fresh read here (after a 429); None: read the scheduler here.
+        Generations queued here take the fleet's leases; the listing tells which jobs run."""
+        if self.gate.refresh_now:
             return None
         if await self.gate.coordination.poller():
             return None
         if self._heard is None or started - self._heard_at > HEARD_FRESH_SECONDS:
             return None
-        if self.gate.watching_leases():
+        if self.gate.watching_leases() or self.gate.queue:
             self.gate.apply_running(self._heard_jobs(), self._heard_started)
-        return set(self._heard)
+            self.gate.snapshot_at = time.monotonic()
+        # Jobs waited on since that read are presumed running: the next listing that lacks
+        # them has them confirmed at once.
+        read = self._heard_started + HEARD_MARGIN
+        newer = {
+            job_id
+            for job_id, waiters in self._jobs.items()
+            if min((w.started for w in waiters), default=-math.inf) > read
+        }
+        return self._heard | newer
 
     def ensure_loop(self) -> None:
         if self._current is None and not self._closed:

@@ -277,6 +277,7 @@ def one_round(duration: float, fleet_mode: bool) -> dict[str, Any]:
             "answers_429": stats["posts"] - SONGS,
             "accepted": len(set(stats["prompts"])),
             "gets_per_job": stats["gets"] / len(returned),
+            "scheduler_gets_per_job": stats["scheduler_gets"] / len(returned),
             "wakeup_p95": percentile(wakeups, 0.95),
             "wakeup_p50": percentile(wakeups, 0.5),
             "pinning": fleet.pinning,
@@ -384,6 +385,8 @@ def main(argv: list[str] | None = None) -> None:
         "wakeup_p50_fleet_s": spread([r["wakeup_p50"] for r in fleet]),
         "gets_per_job_fleet": spread([r["gets_per_job"] for r in fleet]),
         "gets_per_job_alone": spread([r["gets_per_job"] for r in alone]),
+        "scheduler_gets_per_job_fleet": spread([r["scheduler_gets_per_job"] for r in fleet]),
+        "scheduler_gets_per_job_alone": spread([r["scheduler_gets_per_job"] for r in alone]),
         "killed_holder": [killed_holder(args.duration) for _ in range(args.rounds)],
         "redis_stopped": redis_stopped(args.duration),
     }

@@ -4,7 +4,8 @@ the local view decides); ``RedisCoordination`` (``_fleet``) is a fleet through R
 
 The calls are few: take leases on an account's slots before a generation is sent, bind them
 to the jobs it created, end them when those jobs end, give them back when nothing was sent,
-and publish a callback's job id to the fleet. A fleet that cannot be reached answers as
+publish a callback's job id to the fleet, and hold the fleet's poller lease (one process
+reads the scheduler for all and publishes what it lists). A fleet that cannot be reached answers as
 ``Alone`` would: the service's 429 stays the arbiter.
 """
 
@@ -27,6 +28,9 @@ class FleetHooks(Protocol):
 
     def ended(self, job_ids: Collection[str]) -> None:
         """These jobs ended (seen by another process): their slots are free."""
+
+    def listed(self, job_ids: Collection[str], read_at: float) -> None:
+        """The fleet's poller read the scheduler at wall time ``read_at``: these run."""
 
 
 class Coordination(Protocol):
@@ -56,6 +60,12 @@ class Coordination(Protocol):
     def publish_hint(self, job_id: str, final: bool) -> None: ...
 
     async def slot_freed(self, timeout: float) -> None: ...
+
+    async def poller(self) -> bool: ...
+
+    def stop_polling(self) -> None: ...
+
+    def publish_listing(self, job_ids: Collection[str], read_at: float) -> None: ...
 
 
 class Alone:
@@ -89,6 +99,15 @@ class Alone:
 
     async def slot_freed(self, timeout: float) -> None:
         await anyio.sleep(timeout)
+
+    async def poller(self) -> bool:
+        return True
+
+    def stop_polling(self) -> None:
+        pass
+
+    def publish_listing(self, job_ids: Collection[str], read_at: float) -> None:
+        pass
 
 
 def coordination_from(value: object, make_fleet: Callable[[str], Coordination]) -> Coordination:

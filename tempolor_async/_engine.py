@@ -75,6 +75,9 @@ class Engine:
     def ended(self, job_ids: Collection[str]) -> None:
         self.gate.fleet_ended(job_ids)
 
+    def listed(self, job_ids: Collection[str], read_at: float) -> None:
+        self.loop.heard_listing(job_ids, read_at)
+
     # What the client asks.
 
     @asynccontextmanager

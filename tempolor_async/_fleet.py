@@ -9,8 +9,12 @@ never a secret:
   the holder renews them while it lives; a dead holder's leases expire after ``lease_ttl``.
 - ``jobs:<user_id>``: which lease covers which job, so that a running job no live lease
   covers (another program's, or a dead holder's) still counts against the account.
-- channels ``callbacks`` (``<origin> <0|1> <job_id>``) and ``ended`` (job ids whose leases
-  ended: their slots are free).
+- ``poller``: the fleet's poller lease, the name of the process that reads the scheduler
+  for the whole fleet (taken with SET NX PX, renewed while its holder's wait loop runs,
+  taken over by another process within ``lease_ttl`` when its holder stops renewing it).
+- channels ``callbacks`` (``<origin> <0|1> <job_id>``), ``ended`` (job ids whose leases
+  ended: their slots are free) and ``listing`` (``<origin> <wall time of the read> <job
+  ids...>``: the jobs the poller's last read of the scheduler lists as running).
 
 The ``redis`` package is imported only when a fleet opens: without it the SDK works alone.
 """
@@ -82,6 +86,25 @@ for i = 2, #ARGV do
 end
 return 1
 """
+# KEYS: poller. ARGV: origin, ttl ms. Answers 1 when the caller holds the poller lease
+# (renewed, or taken because no one held it), else 0.
+POLL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+return 0
+"""
+# KEYS: poller. ARGV: origin. Gives the poller lease back if the caller holds it.
+UNPOLL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
 def safe_url(url: str) -> str:
@@ -133,6 +156,9 @@ class RedisCoordination:
         self._redis: Any = None
         self._take: Any = None
         self._renew: Any = None
+        self._poll: Any = None
+        self._unpoll: Any = None
+        self.polling = False  # this process holds the fleet's poller lease
         self._prefix = ""
         self._hooks: FleetHooks | None = None
         self._origin = secrets.token_hex(6)
@@ -176,6 +202,8 @@ class RedisCoordination:
         self._redis = client
         self._take = client.register_script(TAKE)
         self._renew = client.register_script(RENEW)
+        self._poll = client.register_script(POLL)
+        self._unpoll = client.register_script(UNPOLL)
         self._maintainer = self._spawn(self._maintain())
 
     async def aclose(self) -> None:
@@ -203,6 +231,10 @@ class RedisCoordination:
                     for user_id, leases in by_user.items():
                         await self._command(self._redis.zrem, self._key("leases", user_id), *leases)
             self._held.clear()
+            if self.polling and not self._lost:
+                with anyio.move_on_after(COMMAND_TIMEOUT), _quiet():
+                    await self._give_back_poller()
+            self.polling = False
             await self._redis.aclose()
             self._redis = None
 
@@ -229,6 +261,7 @@ class RedisCoordination:
             return
         self._lost = True
         self._held.clear()  # they expire in Redis; the 429 is the arbiter meanwhile
+        self.polling = False
         self._freed.set()
         logger.warning(
             "lost Redis at %s (%s); going on in this process alone until it answers again",
@@ -324,6 +357,44 @@ class RedisCoordination:
         with _quiet():
             await self._command(self._redis.publish, channel, message)
 
+    # ------------------------------------------------------------ the poller
+
+    async def poller(self) -> bool:
+        """True when this process reads the scheduler: it holds (or just took) the fleet's
+        poller lease, or the fleet cannot be reached."""
+        if not self.joined:
+            return True
+        try:
+            held = await self._command(
+                self._poll,
+                keys=[self._prefix + "poller"],
+                args=[self._origin, int(self.lease_ttl * 1000)],
+            )
+        except _Lost:
+            return True
+        self.polling = held == 1
+        return self.polling
+
+    def stop_polling(self) -> None:
+        """This process's wait loop stopped: another process may take the poller lease."""
+        if self.polling and self.joined:
+            self._spawn(self._stop_polling())
+        self.polling = False
+
+    async def _stop_polling(self) -> None:
+        with _quiet():
+            await self._give_back_poller()
+
+    async def _give_back_poller(self) -> None:
+        keys = [self._prefix + "poller"]
+        await self._command(self._unpoll, keys=keys, args=[self._origin])
+
+    def publish_listing(self, job_ids: Collection[str], read_at: float) -> None:
+        """The poller read the scheduler (at wall time ``read_at``): tell the fleet."""
+        if self.polling and self.joined:
+            message = " ".join([self._origin, f"{read_at:.3f}", *job_ids])
+            self._spawn(self._publish(self._prefix + "listing", message))
+
     # ---------------------------------------------------- listening, renewing
 
     async def _maintain(self) -> None:
@@ -351,7 +422,9 @@ class RedisCoordination:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         try:
             with anyio.fail_after(COMMAND_TIMEOUT):
-                await pubsub.subscribe(self._prefix + "callbacks", self._prefix + "ended")
+                await pubsub.subscribe(
+                    self._prefix + "callbacks", self._prefix + "ended", self._prefix + "listing"
+                )
             renew_every = self.lease_ttl / 3
             renewed = anyio.current_time()
             while not self._lost:
@@ -369,7 +442,13 @@ class RedisCoordination:
     def _heard(self, channel: bytes, data: bytes) -> None:
         assert self._hooks is not None
         text = data.decode("utf-8", "replace")
-        if channel.decode() == self._prefix + "callbacks":
+        name = channel.decode()
+        if name == self._prefix + "listing":
+            origin, read_at, *job_ids = text.split(" ")
+            if origin != self._origin:
+                with suppress(ValueError):
+                    self._hooks.listed(job_ids, float(read_at))
+        elif name == self._prefix + "callbacks":
             origin, final, job_id = [*text.split(" ", 2), "", ""][:3]
             if origin != self._origin and job_id:
                 self._hooks.hinted(job_id, final == "1")
@@ -387,6 +466,8 @@ class RedisCoordination:
         for user_id, leases in by_user.items():
             keys = [self._key("leases", user_id)]
             await self._command(self._renew, keys=keys, args=[ttl_ms, *leases])
+        if self.polling:
+            await self.poller()
 
 
 class _Lost(Exception):

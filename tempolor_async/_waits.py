@@ -9,6 +9,10 @@ also refreshes the gate's slots) and fetches a job's own record only when it has
 list, when the scheduler does not list it, or when a waiter's ``on_progress`` wants its
 progress. Records and errors go to each waiter through its memory object stream; callbacks
 (``CallbackReceiver``) wake the loop to confirm a job at once.
+
+In a fleet one process holds the poller lease and reads the scheduler for all, publishing
+each listing; the others read no scheduler: they confirm at once the jobs of their waits
+that left the published list, and serve their ticks from it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import anyio
 from . import _protocol
 from ._errors import APIStatusError, NotFoundError, ResponseDecodeError, TempolorError
 from ._gate import REFUSALS, Gate
-from ._models import MusicJob
+from ._models import MusicJob, RunningJob
 from ._polling import Delivery, RateLimiter, matched
 
 if TYPE_CHECKING:
@@ -45,6 +49,11 @@ DUE_SLACK = 0.25
 # A waited job the scheduler keeps listing still has its own record read this often: a
 # scheduler that lags behind the records must not hold a wait for ever.
 LISTED_FETCH_SECONDS = 60.0
+# In a fleet, the poller's published listing serves the other processes' ticks while it is
+# at most this old (seconds); an older one (a slow or silent poller) is read afresh.
+HEARD_FRESH_SECONDS = 15.0
+# Seconds taken off the moment a published listing was read, for the clocks of two hosts.
+HEARD_MARGIN = 0.5
 
 
 # ------------------------------------------------------------------- waiters
@@ -127,6 +136,9 @@ class WaitLoop:
         self._fetch_limit = anyio.CapacityLimiter(FETCH_CONCURRENCY)
         self._hosts: dict[asyncio.Task[None], tuple[anyio.CancelScope, anyio.Event]] = {}
         self._closed = False
+        self._heard: set[str] | None = None  # the fleet poller's last published listing
+        self._heard_at = -math.inf  # when it arrived (monotonic)
+        self._heard_started = -math.inf  # when it was read (monotonic, with a margin)
 
     @asynccontextmanager
     async def waiter(
@@ -202,6 +214,52 @@ class WaitLoop:
             self._hints.add(job_id)
             self._hinted.set()
 
+    def heard_listing(self, job_ids: Iterable[str], read_at: float) -> None:
+        """The fleet's poller read the scheduler (at wall time ``read_at``): confirm at once
+        the waited jobs that left its list, and keep it for this process's ticks."""
+        now = time.monotonic()
+        listing = set(job_ids)
+        before = self._heard or set()
+        left = [
+            job_id
+            for job_id in self._jobs
+            if job_id not in listing and (job_id in before or job_id in self._listed)
+        ]
+        self._heard = listing
+        self._heard_at = now
+        self._heard_started = now - max(0.0, time.time() - read_at) - HEARD_MARGIN
+        if self.gate.watching_leases() or self.gate.queue:
+            self.gate.apply_running(self._heard_jobs(), self._heard_started)
+        for job_id in left:
+            if job_id not in self._fetching:  # a fetch under way (a callback's) will tell
+                self.hint_id(job_id, True)
+
+    def _heard_jobs(self) -> list[RunningJob]:
+        return [RunningJob(job_id=job_id) for job_id in self._heard or ()]
+
+    async def _from_the_poller(self, started: float) -> set[str] | None:
+        """In a fleet whose poller is another process: its last listing, if fresh enough
+        and the slots need no fresh read here (after a 429); None: read the scheduler here.
+        Generations queued here take the fleet's leases; the listing tells which jobs run."""
+        if self.gate.refresh_now:
+            return None
+        if await self.gate.coordination.poller():
+            return None
+        if self._heard is None or started - self._heard_at > HEARD_FRESH_SECONDS:
+            return None
+        if self.gate.watching_leases() or self.gate.queue:
+            self.gate.apply_running(self._heard_jobs(), self._heard_started)
+            self.gate.snapshot_at = time.monotonic()
+        # Jobs waited on since that read are presumed running: the next listing that lacks
+        # them has them confirmed at once.
+        read = self._heard_started + HEARD_MARGIN
+        newer = {
+            job_id
+            for job_id, waiters in self._jobs.items()
+            if min((w.started for w in waiters), default=-math.inf) > read
+        }
+        return self._heard | newer
+
     def ensure_loop(self) -> None:
         if self._current is None and not self._closed:
             scope, done = anyio.CancelScope(), anyio.Event()
@@ -245,6 +303,8 @@ class WaitLoop:
         finally:
             if self._current is scope:
                 self._current = None
+            if self._current is None:
+                self.gate.coordination.stop_polling()  # another process may poll for the fleet
             done.set()
 
     async def _run(self, scope: anyio.CancelScope) -> None:
@@ -278,7 +338,9 @@ class WaitLoop:
         # (progress for every job) and no generation waits for a slot, it is not needed.
         needs_slots = self.gate.queue or self.gate.refresh_now or self.gate.watching_leases()
         if len(watched) < len(self._jobs) or needs_slots:
-            running = await self._read_scheduler(started)
+            running = await self._from_the_poller(started)
+            if running is None:
+                running = await self._read_scheduler(started)
         wanted: list[str] = []
         for job_id, waiters in self._jobs.items():
             if job_id in watched:
@@ -299,6 +361,7 @@ class WaitLoop:
         could not be read: then every due job is polled directly."""
         await self.limiter.acquire()
         use_available = bool(self.gate.queue) or self.gate.refresh_now
+        read_at = time.time()
         try:
             if use_available:
                 capacity = await self._client.scheduler.available()
@@ -321,7 +384,9 @@ class WaitLoop:
             self._scheduler_failing = True
             return None
         self._scheduler_failing = False
-        return {job.job_id for job in jobs if job.job_id}
+        running = {job.job_id for job in jobs if job.job_id}
+        self.gate.coordination.publish_listing(sorted(running), read_at)
+        return running
 
     def _fetch_soon(self, job_ids: Iterable[str]) -> None:
         """Fetch these records in the loop's task group, each on its own: a slow answer

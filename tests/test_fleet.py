@@ -4,6 +4,7 @@ of a dead holder expiring, and Redis lost mid-run."""
 
 from __future__ import annotations
 
+import collections
 import logging
 import signal
 import subprocess
@@ -96,6 +97,7 @@ async def test_the_leases_of_a_killed_holder_expire(
         class Hooks:
             def hinted(self, job_id, final): pass
             def ended(self, job_ids): pass
+            def listed(self, job_ids, read_at): pass
 
         async def main():
             fleet = RedisCoordination({redis_server.url!r}, lease_ttl=1.5)
@@ -130,6 +132,9 @@ class _NoHooks:
         pass
 
     def ended(self, job_ids: object) -> None:
+        pass
+
+    def listed(self, job_ids: object, read_at: float) -> None:
         pass
 
 
@@ -370,3 +375,101 @@ async def test_a_fleet_client_with_a_random_receiver_secret_warns_once(
         pass
     warned = [r for r in caplog.records if "random secret" in r.getMessage()]
     assert len(warned) == 1
+
+
+def scheduler_reads(fake: FakeTempolor, since: float = 0.0) -> int:
+    return sum(1 for r in fake.requests_to("GET", "/scheduler*") if r.time >= since)
+
+
+@pytest.mark.fake(job_duration=4.0)
+async def test_one_client_of_the_fleet_reads_the_scheduler_for_all(
+    fake: FakeTempolor, redis_server: RedisServer
+) -> None:
+    done: list[MusicJob] = []
+
+    async def member(name: str) -> None:
+        async with fleet_client(fake, redis_server.url) as client:
+            submission = await client.music.create_song(name)
+            done.extend(await client.await_jobs(submission.jobs or [], poll_interval=0.4))
+
+    started = time.monotonic()
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as group:
+            group.start_soon(member, "a")
+            group.start_soon(member, "b")
+    elapsed = time.monotonic() - started
+    assert len(done) == 4
+    assert all(job.is_final for job in done)
+    # One process polls for the fleet, once per 0.4 s tick (the other one reads the
+    # scheduler at most at its first tick, before it hears the poller): two processes
+    # polling each for itself would read it twice as often.
+    # (The two reads of scheduler/available are each generation's first look at the slots.)
+    ticks = elapsed / 0.4
+    paths = collections.Counter(r.path for r in fake.requests_to("GET", "/scheduler*"))
+    assert paths["/scheduler/"] <= ticks + 3, (paths, ticks)
+    # Each waiter still confirms its own jobs with its own GET, about once each.
+    assert len(fake.requests_to("GET", "/music/*")) <= 4 * 3
+
+
+@pytest.mark.faults
+@pytest.mark.fake(job_duration=6.0)
+async def test_a_killed_poller_is_taken_over_and_the_waits_end(
+    fake: FakeTempolor, redis_server: RedisServer
+) -> None:
+    poller = textwrap.dedent(
+        f"""
+        import asyncio
+        from tempolor_async import RedisCoordination, TempolorClient
+
+        async def main():
+            fleet = RedisCoordination({redis_server.url!r}, lease_ttl=2.0)
+            async with TempolorClient(
+                {fake.token!r}, base_url={fake.base_url!r}, coordination=fleet
+            ) as client:
+                submission = await client.music.create_song("the poller's song")
+                waiting = asyncio.ensure_future(
+                    client.await_jobs(submission.jobs or [], poll_interval=0.3)
+                )
+                while not fleet.polling:
+                    await asyncio.sleep(0.05)
+                print("polling", flush=True)
+                await waiting
+
+        asyncio.run(main())
+        """
+    )
+    async with (
+        fleet_client(fake, redis_server.url) as client,
+        await anyio.open_process([sys.executable, "-c", poller]) as process,
+    ):
+        assert process.stdout is not None
+        with anyio.fail_after(30):
+            line = await process.stdout.receive()
+        assert line.strip() == b"polling"
+        submission = await client.music.create_song("waited here")
+        async with anyio.create_task_group() as group:
+
+            async def wait() -> None:
+                jobs = await client.await_jobs(submission.jobs or [], poll_interval=0.3)
+                done.extend(jobs)
+
+            done: list[MusicJob] = []
+            group.start_soon(wait)
+            await anyio.sleep(1.5)
+            fleet = client._engine.coordination
+            assert fleet.polling is False  # type: ignore[attr-defined]  # the other polls
+            process.send_signal(signal.SIGKILL)  # its poller lease is never given back
+            await process.wait()
+            killed = time.monotonic()
+            took_over = None
+            with anyio.fail_after(30):
+                while not done:
+                    if took_over is None and fleet.polling:  # type: ignore[attr-defined]
+                        took_over = time.monotonic() - killed
+                    await anyio.sleep(0.05)
+    assert len(done) == 2
+    assert all(job.is_final for job in done)
+    # This client took the poller lease over within lease_ttl (2 s) and a tick or two.
+    assert took_over is not None
+    assert took_over < 5.0
+    assert scheduler_reads(fake, killed + took_over) >= 1

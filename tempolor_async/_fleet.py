@@ -169,6 +169,7 @@ class RedisCoordination:
         self._expiry = 0.0  # when the first lease of the last full account expires
         self._freed = anyio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
         self._maintainer: asyncio.Task[None] | None = None
         self._errors: tuple[type[BaseException], ...] = ()
 
@@ -213,12 +214,14 @@ class RedisCoordination:
             pending = [task for task in self._tasks if task is not self._maintainer]
             if pending:
                 await asyncio.wait(pending, timeout=COMMAND_TIMEOUT)
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with anyio.CancelScope(shield=True):
-                await asyncio.gather(task, return_exceptions=True)
+        self._closing = True
+        with anyio.CancelScope(shield=True):
+            for task in list(self._tasks):
+                # Cancelled until done: on Python 3.10 and 3.11 a timeout inside the redis
+                # client can swallow a cancellation that meets it, and the task goes on.
+                while not task.done():
+                    task.cancel()
+                    await asyncio.wait({task}, timeout=0.5)
         if self._redis is None:
             return
         with anyio.CancelScope(shield=True):
@@ -400,7 +403,7 @@ class RedisCoordination:
     async def _maintain(self) -> None:
         """Listen to the fleet and renew the leases while Redis answers; when it is lost,
         try again every REJOIN_EVERY seconds and rejoin."""
-        while True:
+        while not self._closing:
             if self._lost:
                 await anyio.sleep(REJOIN_EVERY)
                 try:
@@ -427,7 +430,7 @@ class RedisCoordination:
                 )
             renew_every = self.lease_ttl / 3
             renewed = anyio.current_time()
-            while not self._lost:
+            while not self._lost and not self._closing:
                 with anyio.fail_after(COMMAND_TIMEOUT + 1.0):
                     message = await pubsub.get_message(timeout=min(1.0, renew_every))
                 if message is not None:

@@ -4,20 +4,26 @@ the local view decides); ``RedisCoordination`` (``_fleet``) is a fleet through R
 
 The calls are few: take leases on an account's slots before a generation is sent, bind them
 to the jobs it created, end them when those jobs end, give them back when nothing was sent,
-publish a callback's job id to the fleet, and hold the fleet's poller lease (one process
-reads the scheduler for all and publishes what it lists). A fleet that cannot be reached answers as
-``Alone`` would: the service's 429 stays the arbiter.
+let go of them when whether anything was sent is unknown (they expire), publish a
+callback's job id to the fleet, and hold the fleet's poller lease: one process reads the
+scheduler for all and publishes what it lists and the accounts' slots; the others ask it for
+a fresh read instead of reading. A fleet that cannot be reached answers as ``Alone`` would:
+the service's 429 stays the arbiter.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Protocol
 
 import anyio
 
 ENV = "TEMPOLOR_COORDINATION"
+
+# An account's slots as the scheduler counted them: (maxJobs, jobs executing), each None
+# when the service left it out.
+Slots = Mapping[str, tuple[int | None, int | None]]
 
 
 class FleetHooks(Protocol):
@@ -29,8 +35,12 @@ class FleetHooks(Protocol):
     def ended(self, job_ids: Collection[str]) -> None:
         """These jobs ended (seen by another process): their slots are free."""
 
-    def listed(self, job_ids: Collection[str], read_at: float) -> None:
-        """The fleet's poller read the scheduler at wall time ``read_at``: these run."""
+    def listed(self, job_ids: Collection[str], read_at: float, slots: Slots) -> None:
+        """The fleet's poller read the scheduler at wall time ``read_at``: these jobs run,
+        and the accounts' slots are these."""
+
+    def wanted(self) -> None:
+        """Another process of the fleet wants the slots read afresh (this one polls)."""
 
 
 class Coordination(Protocol):
@@ -42,6 +52,7 @@ class Coordination(Protocol):
         """True while the fleet answers (leases and callbacks go through it)."""
 
     view_stale: bool  # the last refusal counted running jobs no lease covers
+    polling: bool  # this process holds the fleet's poller lease
 
     async def open(self, fleet: str, hooks: FleetHooks) -> None: ...
 
@@ -55,6 +66,8 @@ class Coordination(Protocol):
 
     def give_back(self, user_id: str, leases: list[str]) -> None: ...
 
+    def abandon(self, leases: list[str]) -> None: ...
+
     def ended(self, job_ids: Iterable[str]) -> None: ...
 
     def publish_hint(self, job_id: str, final: bool) -> None: ...
@@ -65,7 +78,9 @@ class Coordination(Protocol):
 
     def stop_polling(self) -> None: ...
 
-    def publish_listing(self, job_ids: Collection[str], read_at: float) -> None: ...
+    def publish_listing(self, job_ids: Collection[str], read_at: float, slots: Slots) -> None: ...
+
+    def want_view(self) -> None: ...
 
 
 class Alone:
@@ -73,6 +88,7 @@ class Alone:
 
     joined = False
     view_stale = False
+    polling = False
 
     async def open(self, fleet: str, hooks: FleetHooks) -> None:
         pass
@@ -91,6 +107,9 @@ class Alone:
     def give_back(self, user_id: str, leases: list[str]) -> None:
         pass
 
+    def abandon(self, leases: list[str]) -> None:
+        pass
+
     def ended(self, job_ids: Iterable[str]) -> None:
         pass
 
@@ -106,7 +125,10 @@ class Alone:
     def stop_polling(self) -> None:
         pass
 
-    def publish_listing(self, job_ids: Collection[str], read_at: float) -> None:
+    def publish_listing(self, job_ids: Collection[str], read_at: float, slots: Slots) -> None:
+        pass
+
+    def want_view(self) -> None:
         pass
 
 

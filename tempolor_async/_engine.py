@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._coordination import Alone, Coordination
+from ._coordination import Alone, Coordination, Slots
 from ._gate import BEFORE_SEND, Gate, account_of
 from ._models import AccountCapacity, MusicJob, Submission
 from ._waits import Waiter, WaitLoop
@@ -75,8 +75,11 @@ class Engine:
     def ended(self, job_ids: Collection[str]) -> None:
         self.gate.fleet_ended(job_ids)
 
-    def listed(self, job_ids: Collection[str], read_at: float) -> None:
-        self.loop.heard_listing(job_ids, read_at)
+    def listed(self, job_ids: Collection[str], read_at: float, slots: Slots) -> None:
+        self.loop.heard_listing(job_ids, read_at, slots)
+
+    def wanted(self) -> None:
+        self.gate.want_view()
 
     # What the client asks.
 

@@ -13,8 +13,10 @@ never a secret:
   for the whole fleet (taken with SET NX PX, renewed while its holder's wait loop runs,
   taken over by another process within ``lease_ttl`` when its holder stops renewing it).
 - channels ``callbacks`` (``<origin> <0|1> <job_id>``), ``ended`` (job ids whose leases
-  ended: their slots are free) and ``listing`` (``<origin> <wall time of the read> <job
-  ids...>``: the jobs the poller's last read of the scheduler lists as running).
+  ended: their slots are free), ``listing`` (JSON: ``origin``, ``read_at``, the wall time of
+  the poller's last read of the scheduler, ``jobs``, the ids it lists as running, and
+  ``slots``, each account's ``[maxJobs, executing]``) and ``wanted`` (``<origin>``: a process
+  asks the poller to read the slots afresh).
 
 The ``redis`` package is imported only when a fleet opens: without it the SDK works alone.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import math
 import secrets
@@ -36,7 +39,7 @@ import anyio
 from ._errors import ConfigurationError, CoordinationError
 
 if TYPE_CHECKING:
-    from ._coordination import FleetHooks
+    from ._coordination import FleetHooks, Slots
 
 logger = logging.getLogger("tempolor_async")
 
@@ -46,6 +49,8 @@ EXTRA = 'pip install "tempolor-async[redis]"'
 COMMAND_TIMEOUT = 2.0
 # Seconds between attempts to reach a lost Redis again.
 REJOIN_EVERY = 1.0
+# A process asks the poller for a fresh read of the slots at most this often (seconds).
+WANT_EVERY = 1.0
 
 # KEYS: leases, jobs. ARGV: ttl ms, limit, running jobs no one names, lease count, the
 # leases..., the running job ids the caller's view lists... As section 12 and the service
@@ -167,6 +172,7 @@ class RedisCoordination:
         self._lost = False
         self.view_stale = False  # the last refusal counted running jobs no lease covers
         self._expiry = 0.0  # when the first lease of the last full account expires
+        self._wanted_at = -math.inf  # when this process last asked the poller for a read
         self._freed = anyio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -319,6 +325,13 @@ class RedisCoordination:
         if leases and self.joined:
             self._spawn(self._end_quietly(user_id, leases, []))
 
+    def abandon(self, leases: list[str]) -> None:
+        """Whether these leases' generation was sent is unknown: stop renewing them, so
+        they expire after ``lease_ttl`` (its jobs, if any, count as running jobs no lease
+        covers once the scheduler lists them)."""
+        for lease in leases:
+            self._held.pop(lease, None)
+
     def ended(self, job_ids: Iterable[str]) -> None:
         ended = set(job_ids)
         by_user: dict[str, tuple[list[str], list[str]]] = {}
@@ -392,11 +405,28 @@ class RedisCoordination:
         keys = [self._prefix + "poller"]
         await self._command(self._unpoll, keys=keys, args=[self._origin])
 
-    def publish_listing(self, job_ids: Collection[str], read_at: float) -> None:
-        """The poller read the scheduler (at wall time ``read_at``): tell the fleet."""
+    def publish_listing(self, job_ids: Collection[str], read_at: float, slots: Slots) -> None:
+        """The poller read the scheduler (at wall time ``read_at``): tell the fleet which
+        jobs run and each account's slots."""
         if self.polling and self.joined:
-            message = " ".join([self._origin, f"{read_at:.3f}", *job_ids])
+            message = json.dumps(
+                {
+                    "origin": self._origin,
+                    "read_at": round(read_at, 3),
+                    "jobs": list(job_ids),
+                    "slots": {user_id: list(counts) for user_id, counts in slots.items()},
+                },
+                separators=(",", ":"),
+            )
             self._spawn(self._publish(self._prefix + "listing", message))
+
+    def want_view(self) -> None:
+        """Ask the fleet's poller to read the slots afresh (its listing answers); at most
+        once every WANT_EVERY seconds."""
+        now = anyio.current_time()
+        if self.joined and not self.polling and now - self._wanted_at >= WANT_EVERY:
+            self._wanted_at = now
+            self._spawn(self._publish(self._prefix + "wanted", self._origin))
 
     # ---------------------------------------------------- listening, renewing
 
@@ -425,9 +455,7 @@ class RedisCoordination:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         try:
             with anyio.fail_after(COMMAND_TIMEOUT):
-                await pubsub.subscribe(
-                    self._prefix + "callbacks", self._prefix + "ended", self._prefix + "listing"
-                )
+                await pubsub.subscribe(*(self._prefix + name for name in CHANNELS))
             renew_every = self.lease_ttl / 3
             renewed = anyio.current_time()
             while not self._lost and not self._closing:
@@ -447,19 +475,25 @@ class RedisCoordination:
         text = data.decode("utf-8", "replace")
         name = channel.decode()
         if name == self._prefix + "listing":
-            origin, read_at, *job_ids = text.split(" ")
-            if origin != self._origin:
-                with suppress(ValueError):
-                    self._hooks.listed(job_ids, float(read_at))
+            self._wake_slot_waiters()  # the listing may show slots free
+            listing = _listing(text)
+            if listing is not None and listing[0] != self._origin:
+                self._hooks.listed(*listing[1:])
+        elif name == self._prefix + "wanted":
+            if text != self._origin and self.polling:
+                self._hooks.wanted()
         elif name == self._prefix + "callbacks":
             origin, final, job_id = [*text.split(" ", 2), "", ""][:3]
             if origin != self._origin and job_id:
                 self._hooks.hinted(job_id, final == "1")
         else:
-            freed, self._freed = self._freed, anyio.Event()
-            freed.set()
+            self._wake_slot_waiters()
             if text:
                 self._hooks.ended(text.split(" "))
+
+    def _wake_slot_waiters(self) -> None:
+        freed, self._freed = self._freed, anyio.Event()
+        freed.set()
 
     async def _renew_all(self) -> None:
         by_user: dict[str, list[str]] = {}
@@ -471,6 +505,31 @@ class RedisCoordination:
             await self._command(self._renew, keys=keys, args=[ttl_ms, *leases])
         if self.polling:
             await self.poller()
+
+
+CHANNELS = ("callbacks", "ended", "listing", "wanted")
+
+
+def _listing(text: str) -> tuple[str, list[str], float, Slots] | None:
+    """A published listing: origin, job ids, wall time of the read, slots (None if it is
+    not one)."""
+    try:
+        message = json.loads(text)
+        jobs = [str(job_id) for job_id in message["jobs"]]
+        slots: dict[str, tuple[int | None, int | None]] = {}
+        for user_id, (max_jobs, executing) in message["slots"].items():
+            slots[str(user_id)] = (_count(max_jobs), _count(executing))
+        return str(message["origin"]), jobs, float(message["read_at"]), slots
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def _count(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError("not a count")
 
 
 class _Lost(Exception):

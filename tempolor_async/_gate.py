@@ -140,8 +140,10 @@ class Gate:
 
     def next_read(self) -> float:
         """When the loop should read the slots next (inf when nothing needs them)."""
+        if self.refresh_now:
+            return -math.inf
         if self.queue:
-            return -math.inf if self.refresh_now else self.snapshot_at + self.view_every()
+            return self.snapshot_at + self.view_every()
         if self.watching_leases():
             return self.running_read_at + FLEET_VIEW_SECONDS
         return math.inf
@@ -164,6 +166,13 @@ class Gate:
         if self._typical_duration is None:
             return GATE_POLL_FIRST
         return min(GATE_POLL_MAX, max(GATE_POLL_MIN, self._typical_duration * GATE_POLL_SHARE))
+
+    def view_served(self, at: float) -> None:
+        """In a fleet, a tick at ``at`` was served by the poller's last listing (whose
+        arrival refreshed the view): the next look is due one interval later."""
+        self.snapshot_at = max(self.snapshot_at, at)
+        self.running_read_at = max(self.running_read_at, at)
+        self.refresh_now = False
 
     def read_failed(self) -> None:
         """The slots could not be read at a tick: try again one interval later."""
@@ -211,6 +220,15 @@ class Gate:
             self.apply_capacity(capacity, started)
             self._view_read = True
             return True
+
+    def want_view(self) -> None:
+        """The slots are wanted afresh: read at this process's next tick or, in a fleet
+        whose poller is another process, by that poller (its listing answers here)."""
+        if self.coordination.joined and not self.coordination.polling:
+            self.coordination.want_view()
+        else:
+            self.refresh_now = True
+            self.loop.ensure_loop()
 
     def reread_slots_before_next_send(self) -> None:
         """A generation's answer was lost: its jobs may hold slots this view cannot see.
@@ -383,7 +401,10 @@ class Gate:
                 reason = f"{exc.status} {exc.message}"
                 logger.warning("POST %s failed (%s); retrying in %.1f s", path, reason, delay)
                 resume = time.monotonic() + delay
-                await self._refresh_slots()  # within the wait, not after it
+                if self.coordination.joined and not self.coordination.polling:
+                    self.want_view()  # the fleet's poller reads them for this process
+                else:
+                    await self._refresh_slots()  # within the wait, not after it
                 await anyio.sleep(max(0.0, resume - time.monotonic()))
                 continue
             except APIStatusError as exc:
@@ -401,7 +422,9 @@ class Gate:
                     continue
                 raise
             except BaseException:
-                # Sent or not is unknown: the leases expire unless jobs are seen to bind.
+                # Sent or not is unknown: the leases are no longer renewed and expire; its
+                # jobs, if any, count as running jobs no lease covers once listed.
+                self.coordination.abandon(leases)
                 self._release(account)
                 raise
             self._submitted_jobs(account, submission)  # before the slot is given back
@@ -430,11 +453,12 @@ class Gate:
             raise self._no_slot_error(path, named)
         if self.coordination.view_stale:
             # Refused for running jobs of the view that no lease covers: they may have ended
-            # (a killed holder's), so read the slots again, once for every waiting generation.
-            async with self._view_lock:
-                if time.monotonic() - self.snapshot_at > self.poll_every():
-                    await self._refresh_slots()
-                    return
+            # (a killed holder's), so the slots are wanted afresh (the fleet's poller reads
+            # them once for every waiting generation; its listing ends this wait).
+            if time.monotonic() - self.snapshot_at > self.poll_every():
+                self.want_view()
+            await self.coordination.slot_freed(min(remaining, FLEET_VIEW_SECONDS))
+            return
         await self.coordination.slot_freed(min(remaining, self.poll_every()))
 
     def fleet_ended(self, job_ids: Collection[str]) -> None:

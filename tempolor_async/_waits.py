@@ -10,9 +10,12 @@ list, when the scheduler does not list it, or when a waiter's ``on_progress`` wa
 progress. Records and errors go to each waiter through its memory object stream; callbacks
 (``CallbackReceiver``) wake the loop to confirm a job at once.
 
-In a fleet one process holds the poller lease and reads the scheduler for all, publishing
-each listing; the others read no scheduler: they confirm at once the jobs of their waits
-that left the published list, and serve their ticks from it.
+In a fleet one process holds the poller lease and reads the scheduler for all
+(``scheduler/available``), publishing each listing with the accounts' slots; the others read
+no scheduler: they take their view of the slots from it, confirm at once the jobs of their
+waits that left it, serve their ticks from it, and ask the poller for a fresh read when
+their view is due (they read for themselves only when no poller has been heard from for
+HEARD_FRESH_SECONDS).
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ import anyio
 
 from . import _protocol
 from ._errors import APIStatusError, NotFoundError, ResponseDecodeError, TempolorError
-from ._gate import REFUSALS, Gate
-from ._models import MusicJob, RunningJob
+from ._gate import FLEET_VIEW_SECONDS, REFUSALS, Gate
+from ._models import AccountCapacity, Capacity, MusicJob, RunningJob
 from ._polling import Delivery, RateLimiter, matched
 
 if TYPE_CHECKING:
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from ._client import TempolorClient
+    from ._coordination import Slots
 
 logger = logging.getLogger("tempolor_async")
 
@@ -148,6 +152,12 @@ class WaitLoop:
         if self._closed:
             raise TempolorError("the client is closed")
         waiter = Waiter(job_ids, self._delays(poll_interval), wants_progress)
+        sent = [self.gate.submitted[job_id] for job_id in job_ids if job_id in self.gate.submitted]
+        if not wants_progress and sent and len(sent) == len(waiter.job_ids):
+            # This client sent these jobs: the answer to their generation was the first
+            # look at them (they run), so the next comes one interval after it. (A wait
+            # that reports progress has its first record at once.)
+            waiter.served(max(when for _, when in sent))
         self._waiters.add(waiter)
         for job_id in waiter.job_ids:
             self._jobs.setdefault(job_id, set()).add(waiter)
@@ -214,9 +224,10 @@ class WaitLoop:
             self._hints.add(job_id)
             self._hinted.set()
 
-    def heard_listing(self, job_ids: Iterable[str], read_at: float) -> None:
-        """The fleet's poller read the scheduler (at wall time ``read_at``): confirm at once
-        the waited jobs that left its list, and keep it for this process's ticks."""
+    def heard_listing(self, job_ids: Iterable[str], read_at: float, slots: Slots) -> None:
+        """The fleet's poller read the scheduler (at wall time ``read_at``): take the slots
+        from it, confirm at once the waited jobs that left its list, and keep it for this
+        process's ticks."""
         now = time.monotonic()
         listing = set(job_ids)
         before = self._heard or set()
@@ -228,8 +239,14 @@ class WaitLoop:
         self._heard = listing
         self._heard_at = now
         self._heard_started = now - max(0.0, time.time() - read_at) - HEARD_MARGIN
-        if self.gate.watching_leases() or self.gate.queue:
-            self.gate.apply_running(self._heard_jobs(), self._heard_started)
+        capacity = Capacity(
+            executing=self._heard_jobs(),
+            available=[
+                AccountCapacity(user_id=user_id, max_jobs=max_jobs, executing=executing)
+                for user_id, (max_jobs, executing) in slots.items()
+            ],
+        )
+        self.gate.apply_capacity(capacity, self._heard_started)
         for job_id in left:
             if job_id not in self._fetching:  # a fetch under way (a callback's) will tell
                 self.hint_id(job_id, True)
@@ -238,18 +255,17 @@ class WaitLoop:
         return [RunningJob(job_id=job_id) for job_id in self._heard or ()]
 
     async def _from_the_poller(self, started: float) -> set[str] | None:
-        """In a fleet whose poller is another process: its last listing, if fresh enough
-        and the slots need no fresh read here (after a 429); None: read the scheduler here.
-        Generations queued here take the fleet's leases; the listing tells which jobs run."""
-        if self.gate.refresh_now:
-            return None
+        """In a fleet whose poller is another process: its last listing, if fresh enough;
+        None: read the scheduler here. When the slots are due for a read (or wanted after a
+        429), the poller is asked for one: its listing brings them."""
         if await self.gate.coordination.poller():
             return None
         if self._heard is None or started - self._heard_at > HEARD_FRESH_SECONDS:
             return None
-        if self.gate.watching_leases() or self.gate.queue:
-            self.gate.apply_running(self._heard_jobs(), self._heard_started)
-            self.gate.snapshot_at = time.monotonic()
+        due = started - self._heard_at >= FLEET_VIEW_SECONDS
+        if self.gate.refresh_now or (due and (self.gate.queue or self.gate.watching_leases())):
+            self.gate.coordination.want_view()
+        self.gate.view_served(started)
         # Jobs waited on since that read are presumed running: the next listing that lacks
         # them has them confirmed at once.
         read = self._heard_started + HEARD_MARGIN
@@ -360,7 +376,9 @@ class WaitLoop:
         """The ids the scheduler lists as running (refreshing the slots), or None if it
         could not be read: then every due job is polled directly."""
         await self.limiter.acquire()
-        use_available = bool(self.gate.queue) or self.gate.refresh_now
+        # The fleet's poller reads the slots for every process of the fleet.
+        coordination = self.gate.coordination
+        use_available = bool(self.gate.queue) or self.gate.refresh_now or coordination.polling
         read_at = time.time()
         try:
             if use_available:
@@ -385,7 +403,13 @@ class WaitLoop:
             return None
         self._scheduler_failing = False
         running = {job.job_id for job in jobs if job.job_id}
-        self.gate.coordination.publish_listing(sorted(running), read_at)
+        if use_available and coordination.polling:
+            slots = {
+                entry.user_id: (entry.max_jobs, entry.executing)
+                for entry in capacity.available or []
+                if entry.user_id is not None
+            }
+            coordination.publish_listing(sorted(running), read_at, slots)
         return running
 
     def _fetch_soon(self, job_ids: Iterable[str]) -> None:

@@ -11,12 +11,15 @@ import subprocess
 import sys
 import textwrap
 import time
+from functools import partial
+from typing import Any
 
 import anyio
 import pytest
 from _redis import RedisServer
 
 from tempolor_async import (
+    APIConnectionError,
     CallbackReceiver,
     ConfigurationError,
     CoordinationError,
@@ -97,7 +100,8 @@ async def test_the_leases_of_a_killed_holder_expire(
         class Hooks:
             def hinted(self, job_id, final): pass
             def ended(self, job_ids): pass
-            def listed(self, job_ids, read_at): pass
+            def listed(self, job_ids, read_at, slots): pass
+            def wanted(self): pass
 
         async def main():
             fleet = RedisCoordination({redis_server.url!r}, lease_ttl=1.5)
@@ -134,7 +138,10 @@ class _NoHooks:
     def ended(self, job_ids: object) -> None:
         pass
 
-    def listed(self, job_ids: object, read_at: float) -> None:
+    def listed(self, job_ids: object, read_at: float, slots: object) -> None:
+        pass
+
+    def wanted(self) -> None:
         pass
 
 
@@ -409,6 +416,106 @@ async def test_one_client_of_the_fleet_reads_the_scheduler_for_all(
     assert paths["/scheduler/"] <= ticks + 3, (paths, ticks)
     # Each waiter still confirms its own jobs with its own GET, about once each.
     assert len(fake.requests_to("GET", "/music/*")) <= 4 * 3
+
+
+@pytest.mark.fake(job_duration=0.4, max_jobs=3)
+async def test_a_fleet_with_callbacks_reads_the_scheduler_only_for_its_slots(
+    fake: FakeTempolor, redis_server: RedisServer
+) -> None:
+    serving = CallbackReceiver(secret=SECRET, callback_poll_interval=60)
+    returned: list[MusicJob] = []
+
+    async def songs(client: TempolorClient, name: str) -> None:
+        async def one(number: int) -> None:
+            submission = await client.music.create_song(f"{name} {number}")
+            returned.extend(await client.await_jobs(submission.jobs or []))
+
+        async with anyio.create_task_group() as group:
+            for number in range(6):
+                group.start_soon(one, number)
+
+    started = time.monotonic()
+    async with serving.serve() as url, fleet_client(fake, redis_server.url, callbacks=serving) as a:
+        elsewhere = CallbackReceiver(url, secret=SECRET, callback_poll_interval=60)
+        async with fleet_client(fake, redis_server.url, callbacks=elsewhere) as b:
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(songs, a, "a")
+                    group.start_soon(songs, b, "b")
+    elapsed = time.monotonic() - started
+    assert len(returned) == 24
+    assert all(job.is_completed for job in returned)
+    # The answer to a generation is the first look at its jobs and the callbacks do the
+    # waking: the scheduler is read for the slots only, each client's first look and
+    # then one read for the fleet every 5 s while generations queue (not one per wait).
+    reads = len(fake.requests_to("GET", "/scheduler*"))
+    assert reads <= 2 + elapsed / 5 + 1, (reads, elapsed)
+    # Each job confirmed by its waiter's own GET, about once.
+    assert len(fake.requests_to("GET", "/music/*")) <= 24 * 1.2
+
+
+async def live_leases(store: Any, key: str) -> int:
+    """The leases of ``key`` that have not expired, on Redis's own clock."""
+    seconds, micros = await store.time()
+    count: int = await store.zcount(key, seconds * 1000 + micros // 1000, "+inf")
+    return count
+
+
+@pytest.mark.faults
+@pytest.mark.fake(job_duration=0.5)
+async def test_the_leases_of_a_generation_whose_answer_was_lost_expire(
+    fake: FakeTempolor, redis_server: RedisServer
+) -> None:
+    import redis.asyncio
+
+    fleet = RedisCoordination(redis_server.url, lease_ttl=1.0, namespace="lost")
+    store = redis.asyncio.from_url(redis_server.url)
+    key = "tempolor:lost:leases:100349856"  # the simulator's pre-configured account
+    try:
+        async with fake.client(coordination=fleet) as client:
+            fake.inject("POST", "/music/song", drop=True)  # sent or not: the client cannot know
+            with pytest.raises(APIConnectionError):
+                await client.music.create_song("answer lost")
+            assert await live_leases(store, key) == 2  # taken for the generation's two jobs
+            # Not renewed any more (a process renews its leases every lease_ttl / 3): they
+            # expire, instead of holding two of the account's slots for as long as it lives.
+            await anyio.sleep(2.0)
+            assert await live_leases(store, key) == 0
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.fake(job_duration=4.0, max_jobs=2)
+async def test_a_process_that_does_not_poll_asks_the_poller_for_the_slots(
+    fake: FakeTempolor, redis_server: RedisServer
+) -> None:
+    import aiohttp
+
+    async with (
+        fake.client() as outsider,  # another program on the account: no lease covers its jobs
+        fleet_client(fake, redis_server.url) as poller,
+        aiohttp.ClientSession(headers={"X-Member": "asking"}) as session,
+        fleet_client(fake, redis_server.url, session=session) as asking,
+        anyio.create_task_group() as group,
+    ):
+        theirs = await outsider.music.create_song("another program's")  # both slots
+        # The poller's wait reads the scheduler at once, then not for 30 s.
+        group.start_soon(partial(poller.await_jobs, theirs.jobs or [], poll_interval=30))
+        with anyio.fail_after(10):
+            while not poller._engine.coordination.polling:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        started = time.monotonic()
+        with anyio.fail_after(14):  # before this process would read for itself (15 s)
+            ours = await asking.music.create_song("queued for a slot")
+        accepted = time.monotonic() - started
+    # Its generation waited for the other program's jobs (4 s) and went out when the
+    # poller, asked for the slots, read them: this process read them only once, its
+    # generation's first look.
+    assert len(ours.jobs or []) == 2
+    assert accepted > 3.0
+    reads = fake.requests_to("GET", "/scheduler*")
+    assert sum(1 for r in reads if r.headers.get("X-Member") == "asking") == 1
+    assert sum(1 for r in reads if r.headers.get("X-Member") is None) >= 2
 
 
 @pytest.mark.faults

@@ -147,6 +147,8 @@ class TempolorClient(BaseClient):
                 "coordination must be None, a redis://, rediss:// or unix:// URL, "
                 "or a RedisCoordination"
             )
+        if isinstance(fleet, RedisCoordination):
+            fleet.claim()
         digest = hashlib.sha256(f"{self.base_url}\0{token}".encode()).hexdigest()[:16]
         self._engine = Engine(
             self,

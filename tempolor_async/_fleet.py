@@ -178,6 +178,7 @@ class RedisCoordination:
         self._closing = False
         self._maintainer: asyncio.Task[None] | None = None
         self._errors: tuple[type[BaseException], ...] = ()
+        self._claimed = False  # a client was built with it
 
     def __repr__(self) -> str:
         return f"<RedisCoordination url={safe_url(self.url)!r} lease_ttl={self.lease_ttl:g}>"
@@ -185,6 +186,16 @@ class RedisCoordination:
     @property
     def joined(self) -> bool:
         return self._redis is not None and not self._lost
+
+    def claim(self) -> None:
+        """Called by the client built with it: one instance serves one client (its leases,
+        its poller lease and its listeners are that client's)."""
+        if self._claimed:
+            raise ConfigurationError(
+                "this RedisCoordination already serves a client; give each client its own "
+                "(or the same URL)"
+            )
+        self._claimed = True
 
     # ------------------------------------------------------------ open, close
 

@@ -191,6 +191,17 @@ async def test_redis_unreachable_at_open_is_a_coordination_error(fake: FakeTempo
     assert fake.requests == []
 
 
+async def test_one_redis_coordination_serves_one_client(
+    fake: FakeTempolor, redis_server: RedisServer
+) -> None:
+    fleet = RedisCoordination(redis_server.url)
+    async with fake.client(coordination=fleet):
+        # A second client would share the first one's leases and listeners unknowingly.
+        with pytest.raises(ConfigurationError, match="already serves a client"):
+            fake.client(coordination=fleet)
+    assert fake.requests == []
+
+
 def test_without_the_redis_package_a_coordination_url_names_the_extra() -> None:
     script = textwrap.dedent(
         """

@@ -221,10 +221,15 @@ class Gate:
             self._view_read = True
             return True
 
+    @property
+    def polled_elsewhere(self) -> bool:
+        """In a fleet whose poller is another process: it reads the slots for this one."""
+        return self.coordination.joined and not self.coordination.polling
+
     def want_view(self) -> None:
         """The slots are wanted afresh: read at this process's next tick or, in a fleet
         whose poller is another process, by that poller (its listing answers here)."""
-        if self.coordination.joined and not self.coordination.polling:
+        if self.polled_elsewhere:
             self.coordination.want_view()
         else:
             self.refresh_now = True
@@ -401,7 +406,7 @@ class Gate:
                 reason = f"{exc.status} {exc.message}"
                 logger.warning("POST %s failed (%s); retrying in %.1f s", path, reason, delay)
                 resume = time.monotonic() + delay
-                if self.coordination.joined and not self.coordination.polling:
+                if self.polled_elsewhere:
                     self.want_view()  # the fleet's poller reads them for this process
                 else:
                     await self._refresh_slots()  # within the wait, not after it

@@ -152,12 +152,13 @@ class WaitLoop:
         if self._closed:
             raise TempolorError("the client is closed")
         waiter = Waiter(job_ids, self._delays(poll_interval), wants_progress)
-        sent = [self.gate.submitted[job_id] for job_id in job_ids if job_id in self.gate.submitted]
-        if not wants_progress and sent and len(sent) == len(waiter.job_ids):
+        submitted = self.gate.submitted
+        sent_at = [submitted[job_id][1] for job_id in waiter.job_ids if job_id in submitted]
+        if not wants_progress and sent_at and len(sent_at) == len(waiter.job_ids):
             # This client sent these jobs: the answer to their generation was the first
             # look at them (they run), so the next comes one interval after it. (A wait
             # that reports progress has its first record at once.)
-            waiter.served(max(when for _, when in sent))
+            waiter.served(max(sent_at))
         self._waiters.add(waiter)
         for job_id in waiter.job_ids:
             self._jobs.setdefault(job_id, set()).add(waiter)

@@ -7,6 +7,7 @@ import itertools
 
 import anyio
 import pytest
+from _quiet import assert_nothing_more_sent
 
 from tempolor_async import (
     AuthenticationError,
@@ -169,9 +170,7 @@ async def test_the_deadline_names_every_unfinished_job(
     unfinished = [job_ids[0], job_ids[2], job_ids[3]]
     assert caught.value.job_ids == unfinished
     assert caught.value.job_id == unfinished[0]
-    requests = len(fake.requests)
-    await anyio.sleep(0.2)
-    assert len(fake.requests) == requests  # nothing keeps polling after the deadline
+    await assert_nothing_more_sent(fake, len(fake.requests))
 
 
 async def test_leaving_the_loop_stops_polling(client: TempolorClient, fake: FakeTempolor) -> None:
@@ -184,9 +183,7 @@ async def test_leaving_the_loop_stops_polling(client: TempolorClient, fake: Fake
         assert job.job_id == job_ids[0]
         break
     await jobs.aclose()
-    requests = len(fake.requests)
-    await anyio.sleep(0.2)
-    assert len(fake.requests) == requests
+    await assert_nothing_more_sent(fake, len(fake.requests))
     assert asyncio.all_tasks() <= tasks_before | _server_handlers()
 
 
@@ -198,9 +195,7 @@ async def test_cancelling_the_waiter_stops_polling(
     with anyio.move_on_after(0.25) as scope:
         await client.await_jobs(job_ids, poll_interval=FAST)
     assert scope.cancelled_caught
-    requests = len(fake.requests)
-    await anyio.sleep(0.2)
-    assert len(fake.requests) == requests
+    await assert_nothing_more_sent(fake, len(fake.requests))
 
 
 async def test_errors_other_than_transient_end_the_wait(fake: FakeTempolor) -> None:

@@ -9,6 +9,7 @@ import itertools
 import anyio
 import anyio.lowlevel
 import pytest
+from _quiet import assert_nothing_more_sent
 
 from tempolor_async import (
     AuthenticationError,
@@ -141,9 +142,7 @@ async def test_the_deadline_raises_and_stops_polling(client, fake):
     assert seen == [(JobStatus.GENERATING, 0)]
     count = polls(fake, job_id)
     assert count >= 2
-    requests = len(fake.requests)
-    await anyio.sleep(0.15)
-    assert len(fake.requests) == requests
+    await assert_nothing_more_sent(fake, len(fake.requests))
 
 
 @pytest.mark.fake(job_duration=60)
